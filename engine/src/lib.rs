@@ -1,0 +1,10 @@
+//! Refract: a projection engine for event-sourced systems on PostgreSQL.
+//!
+//! Applications append immutable events to an `events` table. Refract tails that table in
+//! order, hands batches of events to projections compiled as WebAssembly components, and
+//! writes the read models they emit in the same transaction as each projection's checkpoint.
+
+pub mod db;
+pub mod generate;
+pub mod migrate;
+pub mod store;

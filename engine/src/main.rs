@@ -1,0 +1,49 @@
+//! The `refract` binary.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Refract: projections as WebAssembly plugins over a PostgreSQL event store.
+#[derive(Debug, Parser)]
+#[command(name = "refract", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending schema migrations to the event store.
+    Migrate(cli::migrate::Args),
+    /// Append events read as JSON lines from a file or stdin.
+    Append(cli::append::Args),
+    /// Generate sample data.
+    Generate(cli::generate::Args),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Migrate(args) => cli::migrate::run(args).await,
+        Command::Append(args) => cli::append::run(args).await,
+        Command::Generate(args) => cli::generate::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

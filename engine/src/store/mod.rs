@@ -1,0 +1,1 @@
+//! The event store: appending and reading events.

@@ -1,0 +1,1 @@
+//! The Refract guest SDK.

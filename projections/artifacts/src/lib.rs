@@ -1,0 +1,1 @@
+//! Paths of the example projections built as components.

@@ -1,0 +1,1 @@
+//! The `revenue_by_day` projection.

@@ -1,0 +1,1 @@
+//! Test harness: a PostgreSQL database of its own for every test.
