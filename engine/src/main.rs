@@ -20,6 +20,8 @@ enum Command {
     Append(cli::append::Args),
     /// Generate sample data.
     Generate(cli::generate::Args),
+    /// Scaffold a new projection crate.
+    New(cli::new::Args),
 }
 
 fn init_tracing() {
@@ -38,6 +40,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Append(args) => cli::append::run(args).await,
         Command::Generate(args) => cli::generate::run(args).await,
+        Command::New(args) => cli::new::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod append;
 pub mod generate;
 pub mod migrate;
+pub mod new;
 
 use clap::Args;
 
