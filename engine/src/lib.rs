@@ -7,4 +7,7 @@
 pub mod db;
 pub mod generate;
 pub mod migrate;
+pub mod readmodel;
+pub mod runner;
 pub mod store;
+pub mod wasm;

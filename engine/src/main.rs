@@ -20,6 +20,10 @@ enum Command {
     Append(cli::append::Args),
     /// Generate sample data.
     Generate(cli::generate::Args),
+    /// Run the projections in a directory: catch up, then tail the log until stopped.
+    Run(cli::run::Args),
+    /// Show where each projection stands.
+    Status(cli::status::Args),
     /// Scaffold a new projection crate.
     New(cli::new::Args),
 }
@@ -41,6 +45,8 @@ async fn main() -> std::process::ExitCode {
         Command::Append(args) => cli::append::run(args).await,
         Command::Generate(args) => cli::generate::run(args).await,
         Command::New(args) => cli::new::run(args).await,
+        Command::Run(args) => cli::run::run(args).await,
+        Command::Status(args) => cli::status::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,8 @@ pub mod append;
 pub mod generate;
 pub mod migrate;
 pub mod new;
+pub mod run;
+pub mod status;
 
 use clap::Args;
 

@@ -1,0 +1,322 @@
+//! Translating a batch's write operations into few set-based statements.
+//!
+//! Consecutive operations of the same shape (same table, same columns, same merge rules)
+//! become one statement over `unnest` of text arrays: one multi-row upsert or delete instead
+//! of one statement per row. Order is kept: a run ends where the shape changes, and where a
+//! key repeats inside a run (one `INSERT … ON CONFLICT` cannot touch a row twice).
+
+use std::collections::HashSet;
+use std::error::Error;
+use std::fmt::Write as _;
+
+use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
+
+use super::tables::{Tables, quote_ident};
+use super::value::{ValueError, to_text};
+use crate::wasm::types::{ColumnUpdate, ColumnValue, Merge, Op, Value};
+
+/// A statement ready to run: SQL text written by the engine, and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The SQL text.
+    pub sql: String,
+    /// The parameters, in order.
+    pub params: Vec<Param>,
+}
+
+/// A statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// A column of values, bound as `text[]` and cast to the column's type in SQL.
+    Column(Vec<Option<String>>),
+    /// One value sent in PostgreSQL's text format, so that the server parses it as whatever
+    /// type the statement gives the parameter (`$1` compared with a `uuid` column is a `uuid`).
+    Scalar(Option<String>),
+}
+
+impl ToSql for Param {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Param::Column(values) => values.to_sql(ty, out),
+            Param::Scalar(Some(text)) => {
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
+            Param::Scalar(None) => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &Type) -> Format {
+        match self {
+            Param::Column(_) => Format::Binary,
+            Param::Scalar(_) => Format::Text,
+        }
+    }
+
+    to_sql_checked!();
+}
+
+/// An operation the engine refuses before it reaches the database.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The table is not one of the projection's own.
+    #[error("operation {index}: table {table:?} is not a table of this projection")]
+    UnknownTable {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The table named.
+        table: String,
+    },
+    /// The column does not exist in the table.
+    #[error("operation {index}: table {table:?} has no column {column:?}")]
+    UnknownColumn {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The table named.
+        table: String,
+        /// The column named.
+        column: String,
+    },
+    /// An upsert or delete without a key.
+    #[error("operation {index}: the key of a write to {table:?} is empty")]
+    EmptyKey {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The table named.
+        table: String,
+    },
+    /// A column named twice in one operation.
+    #[error("operation {index}: column {column:?} appears twice")]
+    DuplicateColumn {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The column named twice.
+        column: String,
+    },
+    /// A value PostgreSQL would refuse.
+    #[error("operation {index}, column {column:?}: {error}")]
+    Value {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The column.
+        column: String,
+        /// What is wrong with the value.
+        error: ValueError,
+    },
+}
+
+/// What makes two upserts or deletes mergeable into one statement.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    Upsert { table: String, key: Vec<String>, columns: Vec<(String, MergeRule)> },
+    Delete { table: String, key: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MergeRule {
+    Set,
+    Add,
+    KeepIfPresent,
+}
+
+impl From<Merge> for MergeRule {
+    fn from(merge: Merge) -> Self {
+        match merge {
+            Merge::Set => MergeRule::Set,
+            Merge::Add => MergeRule::Add,
+            Merge::KeepIfPresent => MergeRule::KeepIfPresent,
+        }
+    }
+}
+
+/// A run of same-shaped operations being gathered into one statement.
+struct Run {
+    shape: Shape,
+    /// One text array per column (key columns first).
+    columns: Vec<Vec<Option<String>>>,
+    keys: HashSet<Vec<Option<String>>>,
+}
+
+/// Plans the statements that apply `ops` to the tables in `tables`, in order.
+pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
+    let mut statements = Vec::new();
+    let mut run: Option<Run> = None;
+    for (index, op) in ops.iter().enumerate() {
+        let (shape, values) = match op {
+            Op::Upsert(upsert) => upsert_row(tables, index, &upsert.table, &upsert.key, &upsert.columns)?,
+            Op::Delete(delete) => delete_row(tables, index, &delete.table, &delete.key)?,
+            Op::Sql(statement) => {
+                statements.extend(run.take().map(|r| r.finish(tables)));
+                let params = statement
+                    .params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, value)| {
+                        to_text(value).map(Param::Scalar).map_err(|error| PlanError::Value {
+                            index,
+                            column: format!("${}", i + 1),
+                            error,
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                statements.push(Statement { sql: statement.sql.clone(), params });
+                continue;
+            }
+        };
+        let key_len = match &shape {
+            Shape::Upsert { key, .. } | Shape::Delete { key, .. } => key.len(),
+        };
+        let key: Vec<Option<String>> = values[..key_len].to_vec();
+        let continues = run.as_ref().is_some_and(|r| r.shape == shape && !r.keys.contains(&key));
+        if !continues {
+            statements.extend(run.take().map(|r| r.finish(tables)));
+            run = Some(Run { columns: vec![Vec::new(); values.len()], shape, keys: HashSet::new() });
+        }
+        let current = run.as_mut().expect("a run was just started");
+        for (column, value) in current.columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+        current.keys.insert(key);
+    }
+    statements.extend(run.map(|r| r.finish(tables)));
+    Ok(statements)
+}
+
+fn upsert_row(
+    tables: &Tables,
+    index: usize,
+    table: &str,
+    key: &[ColumnValue],
+    columns: &[ColumnUpdate],
+) -> Result<(Shape, Vec<Option<String>>), PlanError> {
+    let (key_names, mut values) = key_values(tables, index, table, key)?;
+    let mut names = Vec::with_capacity(columns.len());
+    for update in columns {
+        check_column(tables, index, table, &update.column)?;
+        if key_names.contains(&update.column) || names.iter().any(|(n, _)| n == &update.column) {
+            return Err(PlanError::DuplicateColumn { index, column: update.column.clone() });
+        }
+        names.push((update.column.clone(), MergeRule::from(update.merge)));
+        values.push(text(index, &update.column, &update.value)?);
+    }
+    Ok((Shape::Upsert { table: table.to_owned(), key: key_names, columns: names }, values))
+}
+
+fn delete_row(
+    tables: &Tables,
+    index: usize,
+    table: &str,
+    key: &[ColumnValue],
+) -> Result<(Shape, Vec<Option<String>>), PlanError> {
+    let (key_names, values) = key_values(tables, index, table, key)?;
+    Ok((Shape::Delete { table: table.to_owned(), key: key_names }, values))
+}
+
+fn key_values(
+    tables: &Tables,
+    index: usize,
+    table: &str,
+    key: &[ColumnValue],
+) -> Result<(Vec<String>, Vec<Option<String>>), PlanError> {
+    if !tables.contains(table) {
+        return Err(PlanError::UnknownTable { index, table: table.to_owned() });
+    }
+    if key.is_empty() {
+        return Err(PlanError::EmptyKey { index, table: table.to_owned() });
+    }
+    let mut names: Vec<String> = Vec::with_capacity(key.len());
+    let mut values = Vec::with_capacity(key.len());
+    for column in key {
+        check_column(tables, index, table, &column.column)?;
+        if names.contains(&column.column) {
+            return Err(PlanError::DuplicateColumn { index, column: column.column.clone() });
+        }
+        names.push(column.column.clone());
+        values.push(text(index, &column.column, &column.value)?);
+    }
+    Ok((names, values))
+}
+
+fn check_column(tables: &Tables, index: usize, table: &str, column: &str) -> Result<(), PlanError> {
+    match tables.column_type(table, column) {
+        Some(_) => Ok(()),
+        None => Err(PlanError::UnknownColumn { index, table: table.to_owned(), column: column.to_owned() }),
+    }
+}
+
+fn text(index: usize, column: &str, value: &Value) -> Result<Option<String>, PlanError> {
+    to_text(value).map_err(|error| PlanError::Value { index, column: column.to_owned(), error })
+}
+
+impl Run {
+    fn finish(self, tables: &Tables) -> Statement {
+        let schema = quote_ident(tables.schema());
+        let params = self.columns.into_iter().map(Param::Column).collect();
+        let sql = match &self.shape {
+            Shape::Upsert { table, key, columns } => {
+                let names: Vec<&str> = key.iter().map(String::as_str).chain(columns.iter().map(|(n, _)| n.as_str())).collect();
+                let mut sql = format!(
+                    "INSERT INTO {schema}.{t} AS t ({cols}) SELECT {casts} FROM {unnest}",
+                    t = quote_ident(table),
+                    cols = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", "),
+                    casts = casts(tables, table, &names),
+                    unnest = unnest(&names),
+                );
+                let key = key.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
+                if columns.is_empty() {
+                    write!(sql, " ON CONFLICT ({key}) DO NOTHING").expect("writing to a String");
+                } else {
+                    let sets = columns
+                        .iter()
+                        .map(|(name, rule)| {
+                            let c = quote_ident(name);
+                            match rule {
+                                MergeRule::Set => format!("{c} = EXCLUDED.{c}"),
+                                MergeRule::Add => format!("{c} = COALESCE(t.{c}, 0) + EXCLUDED.{c}"),
+                                MergeRule::KeepIfPresent => format!("{c} = COALESCE(t.{c}, EXCLUDED.{c})"),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    write!(sql, " ON CONFLICT ({key}) DO UPDATE SET {sets}").expect("writing to a String");
+                }
+                sql
+            }
+            Shape::Delete { table, key } => {
+                let names: Vec<&str> = key.iter().map(String::as_str).collect();
+                let matches = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let ty = tables.column_type(table, name).expect("columns were checked");
+                        format!("t.{} = u.c{i}::{ty}", quote_ident(name))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                format!("DELETE FROM {schema}.{t} AS t USING {unnest} WHERE {matches}", t = quote_ident(table), unnest = unnest(&names))
+            }
+        };
+        Statement { sql, params }
+    }
+}
+
+/// `unnest($1::text[], $2::text[], …) AS u(c0, c1, …)` for `names`.
+fn unnest(names: &[&str]) -> String {
+    let arrays = (1..=names.len()).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
+    let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
+    format!("unnest({arrays}) AS u({aliases})")
+}
+
+/// `u.c0::uuid, u.c1::numeric(12,2), …`: each text column cast to its table column's type.
+fn casts(tables: &Tables, table: &str, names: &[&str]) -> String {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("u.c{i}::{}", tables.column_type(table, name).expect("columns were checked")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,92 @@
+//! Committing a batch: the read-model writes and the checkpoint in one transaction.
+
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use super::cursor::Cursor;
+use crate::readmodel::{self, Statement, quote_ident};
+
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The checkpoint is not where this engine left it: another engine wrote the projection.
+    /// The batch was rolled back.
+    #[error("the checkpoint of {name} moved away from {expected}; batch rolled back")]
+    CheckpointMoved {
+        /// The projection.
+        name: String,
+        /// Where this engine expected it.
+        expected: Cursor,
+    },
+    /// PostgreSQL refused or failed the transaction.
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+impl CommitError {
+    /// Whether trying again later may succeed (a lost connection, a serialization failure, a
+    /// deadlock, a server shutting down) rather than the batch itself being at fault.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CommitError::CheckpointMoved { .. } => true,
+            CommitError::Db(e) => is_transient(e),
+        }
+    }
+}
+
+/// Whether a database error is worth retrying (see [`CommitError::is_transient`]).
+pub fn is_transient(error: &tokio_postgres::Error) -> bool {
+    let Some(code) = error.code() else {
+        // No SQLSTATE: an I/O error or a closed connection.
+        return true;
+    };
+    let class = &code.code()[..2];
+    matches!(class, "08" | "40" | "53" | "57" | "58")
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::QUERY_CANCELED
+}
+
+/// Applies `statements` and moves the checkpoint of `name` from `from` to `to`, atomically.
+pub async fn commit_batch(
+    client: &mut Client,
+    store_schema: &str,
+    projection_schema: &str,
+    name: &str,
+    from: Cursor,
+    to: Cursor,
+    statements: &[Statement],
+) -> Result<(), CommitError> {
+    let tx = client.transaction().await?;
+    // Raw SQL operations of the guest name the projection's tables unqualified.
+    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(projection_schema))).await?;
+    let moved = tx
+        .execute(
+            &format!(
+                "UPDATE {}.checkpoints SET transaction_id = $1::bigint::text::xid8, position = $2, updated_at = now()
+                  WHERE projection_name = $3 AND transaction_id = $4::bigint::text::xid8 AND position = $5",
+                quote_ident(store_schema)
+            ),
+            &[&to.transaction_id, &to.position, &name, &from.transaction_id, &from.position],
+        )
+        .await?;
+    if moved != 1 {
+        return Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from });
+    }
+    readmodel::execute(&tx, statements).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The committed checkpoint of `name`, read back from the database.
+pub async fn read_checkpoint(client: &Client, store_schema: &str, name: &str) -> Result<Cursor, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT transaction_id::text::bigint, position FROM {}.checkpoints WHERE projection_name = $1",
+                quote_ident(store_schema)
+            ),
+            &[&name],
+        )
+        .await?;
+    Ok(row.map_or(Cursor::START, |r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+}

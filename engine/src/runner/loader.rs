@@ -1,0 +1,183 @@
+//! Finding projection components in a directory and loading them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::subscription::Subscription;
+use crate::wasm::types::Description;
+use crate::wasm::{NoRows, Projector, Runtime, WasmError};
+
+/// Operational settings of one projection, from the optional sidecar `NAME.toml` beside
+/// `NAME.wasm`. Unknown keys are an error, so a misspelt setting never passes silently.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Most events per batch.
+    pub batch_size: usize,
+    /// Wall-clock milliseconds one call into the guest may take.
+    pub deadline_ms: u64,
+    /// Largest linear memory of the instance, in MiB.
+    pub max_memory_mib: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512 }
+    }
+}
+
+impl Settings {
+    /// The wasm limits these settings give.
+    pub fn limits(&self) -> crate::wasm::Limits {
+        crate::wasm::Limits {
+            call_deadline: Duration::from_millis(self.deadline_ms),
+            max_memory_bytes: self.max_memory_mib << 20,
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a component in the directory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory could not be listed.
+    #[error("cannot list {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The sidecar settings file is invalid.
+    #[error("invalid settings in {path}: {message}")]
+    Settings {
+        /// The sidecar file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The component could not be compiled, linked or described.
+    #[error("{path}: {source}")]
+    Wasm {
+        /// The component file.
+        path: PathBuf,
+        /// Why.
+        source: WasmError,
+    },
+    /// The component describes itself with a name that cannot be a schema name.
+    #[error("{path}: projection name {name:?} is invalid: use 1 to 63 lowercase letters, digits and `_`, starting with a letter")]
+    Name {
+        /// The component file.
+        path: PathBuf,
+        /// The name it gave.
+        name: String,
+    },
+}
+
+/// A projection component, compiled and described.
+#[derive(Clone)]
+pub struct Loaded {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// SHA-256 of the component's bytes, hex.
+    pub content_hash: String,
+    /// What the component says about itself.
+    pub description: Description,
+    /// Its subscription.
+    pub subscription: Subscription,
+    /// Its operational settings.
+    pub settings: Settings,
+    /// The compiled component.
+    pub projector: Projector,
+}
+
+impl Loaded {
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.description.name
+    }
+}
+
+/// The `.wasm` files in `dir`, sorted.
+pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir { dir: dir.to_owned(), source })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads, compiles and describes the component at `path`, with its sidecar settings.
+pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
+    let settings = read_settings(&path.with_extension("toml"))?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let content_hash = format!("{:x}", Sha256::digest(&bytes));
+    let wasm = |source| LoadError::Wasm { path: path.to_owned(), source };
+    let projector = runtime.load(&bytes).map_err(wasm)?;
+    let description = projector.instantiate(&description_label(path), &settings.limits(), Box::new(NoRows)).and_then(|mut i| i.describe()).map_err(wasm)?;
+    if !valid_name(&description.name) {
+        return Err(LoadError::Name { path: path.to_owned(), name: description.name });
+    }
+    Ok(Loaded {
+        path: path.to_owned(),
+        content_hash,
+        subscription: Subscription::from(&description.subscription),
+        description,
+        settings,
+        projector,
+    })
+}
+
+fn description_label(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "component".to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+fn read_settings(path: &Path) -> Result<Settings, LoadError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| LoadError::Settings { path: path.to_owned(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(source) => Err(LoadError::Read { path: path.to_owned(), source }),
+    }
+}
+
+/// A projection name is also a schema name: `[a-z][a-z0-9_]{0,62}`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_schema_names() {
+        for ok in ["order_summary", "a", "v2_orders"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "Order", "2orders", "order-summary", "public\"", &"a".repeat(64)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_refuse_unknown_keys() {
+        assert!(toml::from_str::<Settings>("batch_size = 100").is_ok());
+        assert!(toml::from_str::<Settings>("batchsize = 100").is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! Running projections: load components, tail the log, apply batches exactly once.
+//!
+//! # Behavior
+//!
+//! - **Order.** Each projection receives the events it subscribes to in log order:
+//!   `(transaction_id, global_position)`, read only below the visibility horizon, so an event
+//!   whose transaction commits late is never skipped (see [`Cursor`]).
+//! - **Exactly once.** A batch's read-model writes and the projection's checkpoint commit in
+//!   one transaction, guarded by the checkpoint the batch started from. After any error —
+//!   a COMMIT whose reply never arrived included — the worker reads its checkpoint back and
+//!   goes on from there with a fresh guest instance.
+//! - **One scan.** Projections at the head of the log share one read per batch; one that is
+//!   behind reads on its own until it meets them (see [`coordinator`]).
+//! - **Isolation.** A projection that fails (a poison event, a trap, a refused write) stops
+//!   with its error in the status; the others go on.
+
+pub mod commit;
+pub mod coordinator;
+pub mod cursor;
+mod guest;
+pub mod install;
+pub mod loader;
+mod publish;
+pub mod report;
+pub mod reader;
+mod rows;
+pub mod status;
+pub mod subscription;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use cursor::Cursor;
+pub use status::{State, StatusBoard};
+
+use coordinator::{Coordinator, Wakeups};
+use reader::LogReader;
+use worker::WorkerContext;
+
+/// What `refract run` needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// How to reach the database.
+    pub database_url: String,
+    /// The event store's schema.
+    pub store_schema: String,
+    /// The directory of projection components.
+    pub projections_dir: PathBuf,
+    /// Longest wait before reading the log again without a notification.
+    pub poll_interval: Duration,
+    /// Whether to LISTEN for the event store's notifications (otherwise: polling only).
+    pub notify: bool,
+}
+
+/// Why the engine could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The database could not be reached or prepared.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// The schema could not be migrated.
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
+    /// The projections directory could not be read.
+    #[error(transparent)]
+    Load(#[from] loader::LoadError),
+    /// The WebAssembly engine could not start.
+    #[error(transparent)]
+    Wasm(#[from] crate::wasm::WasmError),
+    /// A query failed.
+    #[error("database: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// The longest wait between attempts to reconnect the log reader.
+const READER_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs every projection in `config.projections_dir` until `shutdown` becomes `true`.
+/// Components that fail to load are reported and skipped; the others run.
+pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
+    let mut client = crate::db::connect(&config.database_url).await?;
+    crate::migrate::migrate(&mut client, &config.store_schema).await?;
+    let runtime = crate::wasm::Runtime::new()?;
+
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let wakeups = Wakeups {
+        notified: Arc::new(Notify::new()),
+        capacity: Arc::new(Notify::new()),
+        poll_interval: config.poll_interval,
+    };
+    let ctx = WorkerContext {
+        database_url: config.database_url.clone(),
+        store_schema: config.store_schema.clone(),
+        control,
+        capacity: wakeups.capacity.clone(),
+        status: status.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let mut tasks = JoinSet::new();
+    for path in loader::components_in(&config.projections_dir)? {
+        match loader::load(&runtime, &path) {
+            Ok(loaded) => {
+                tracing::info!(projection = %loaded.name(), version = %loaded.description.version, path = %path.display(), "loaded");
+                tasks.spawn(worker::run(loaded, ctx.clone()));
+            }
+            Err(error) => tracing::error!(%error, "component refused"),
+        }
+    }
+    drop(ctx);
+    if config.notify {
+        tasks.spawn(publish::listen(config.clone(), wakeups.notified.clone(), shutdown.clone()));
+    }
+    tasks.spawn(publish::publish_status(config.clone(), status.clone(), shutdown.clone()));
+
+    let mut coordinator = Coordinator::new(LogReader::new(client, &config.store_schema), control_rx, wakeups, shutdown.clone());
+    loop {
+        match coordinator.run().await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "reading the log failed; reconnecting");
+                tokio::time::sleep(READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200)))).await;
+                match crate::db::connect(&config.database_url).await {
+                    Ok(client) => coordinator.reconnect(LogReader::new(client, &config.store_schema)),
+                    Err(error) => tracing::warn!(%error, "cannot reconnect the log reader"),
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    tracing::info!(reads = coordinator.reads(), "log reader stopped");
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Reading the log in cursor order, below the visibility horizon.
+
+use tokio_postgres::Client;
+
+use super::cursor::Cursor;
+use super::subscription::Subscription;
+use crate::readmodel::quote_ident;
+use crate::wasm::types::Event;
+
+/// One read of the log: its events and the cursor the reader stands at after them.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The cursor the batch starts after.
+    pub from: Cursor,
+    /// The cursor after the batch: its last event's, or further when the read reached the
+    /// horizon and later events were filtered out (a skipped stretch still advances).
+    pub to: Cursor,
+    /// The events, in cursor order.
+    pub events: Vec<Event>,
+    /// Whether the read reached the last event below the horizon.
+    pub at_head: bool,
+}
+
+/// Reads the event log of one store schema. Owns its connection.
+pub struct LogReader {
+    client: Client,
+    read: String,
+    head: String,
+    /// How many batches this reader has read (to show that one scan feeds many projections).
+    pub reads: u64,
+}
+
+impl LogReader {
+    /// A reader over `schema`'s `events`, on its own connection.
+    pub fn new(client: Client, schema: &str) -> Self {
+        let events = format!("{}.events", quote_ident(schema));
+        let read = format!(
+            "SELECT e.transaction_id::text::bigint, e.global_position, e.stream_id::text, e.version, e.event_id,
+                    e.event_type::text, e.data::text, e.metadata::text, e.timestamp
+               FROM {events} e
+              WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
+                AND e.transaction_id < $3::bigint::text::xid8
+                AND ($4::text[] IS NULL OR e.event_type = ANY($4))
+                AND ($5::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($5))
+              ORDER BY e.transaction_id, e.global_position
+              LIMIT $6"
+        );
+        let head = format!(
+            "SELECT e.transaction_id::text::bigint, e.global_position FROM {events} e
+              WHERE e.transaction_id < $1::bigint::text::xid8
+              ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
+        );
+        LogReader { client, read, head, reads: 0 }
+    }
+
+    /// The visibility horizon: every transaction whose id is below it has finished, so the
+    /// events below it are final.
+    pub async fn horizon(&self) -> Result<i64, tokio_postgres::Error> {
+        let row = self.client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?;
+        Ok(row.get(0))
+    }
+
+    /// The cursor of the last event below `horizon`, if any.
+    pub async fn head(&self, horizon: i64) -> Result<Option<Cursor>, tokio_postgres::Error> {
+        let row = self.client.query_opt(&self.head, &[&horizon]).await?;
+        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    }
+
+    /// Up to `limit` events after `from` and below `horizon` that `filter` receives. When
+    /// fewer come back the read reached the horizon, and the batch ends at `head` (the last
+    /// event below the horizon, filtered or not) so that skipped stretches advance too.
+    pub async fn read(
+        &mut self,
+        from: Cursor,
+        horizon: i64,
+        head: Option<Cursor>,
+        filter: &Subscription,
+        limit: usize,
+    ) -> Result<Batch, tokio_postgres::Error> {
+        self.reads += 1;
+        let limit_param = limit as i64;
+        let rows = self
+            .client
+            .query(
+                &self.read,
+                &[&from.transaction_id, &from.position, &horizon, &filter.event_types, &filter.categories, &limit_param],
+            )
+            .await?;
+        let full = rows.len() >= limit;
+        let mut to = from;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            to = Cursor { transaction_id: row.get(0), position: row.get(1) };
+            let event_id: uuid::Uuid = row.get(4);
+            let metadata: Option<String> = row.get(7);
+            let timestamp: chrono::DateTime<chrono::Utc> = row.get(8);
+            events.push(Event {
+                global_position: to.position,
+                stream_id: row.get(2),
+                stream_version: row.get(3),
+                event_id: event_id.hyphenated().to_string(),
+                event_type: row.get(5),
+                data: row.get::<_, String>(6).into_bytes(),
+                metadata: metadata.map(String::into_bytes).unwrap_or_default(),
+                timestamp: timestamp.timestamp_micros(),
+            });
+        }
+        if !full && let Some(head) = head {
+            to = to.max(head);
+        }
+        Ok(Batch { from, to, events, at_head: !full })
+    }
+}

@@ -1,0 +1,127 @@
+//! The status of every installed projection as `refract status` shows it, read from the
+//! database (so it works from any machine, whichever engine owns each projection).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::readmodel::quote_ident;
+
+/// A status older than this means the engine that published it is gone.
+const STALE_AFTER_SECONDS: f64 = 10.0;
+
+/// One projection's line of `refract status`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProjectionReport {
+    /// Projection name.
+    pub name: String,
+    /// The module's own version string.
+    pub version: String,
+    /// SHA-256 of the component (first 12 hex digits shown in the table).
+    pub content_hash: String,
+    /// State as last published, or `stale` when its engine stopped publishing.
+    pub state: String,
+    /// The committed checkpoint's global position.
+    pub checkpoint: i64,
+    /// The log's last global position.
+    pub head: i64,
+    /// Events in the log after the checkpoint.
+    pub lag: i64,
+    /// Recent events per second.
+    pub events_per_second: f64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// Position of the event that caused it.
+    pub last_error_position: Option<i64>,
+    /// Id of that event.
+    pub last_error_event_id: Option<String>,
+    /// The engine (host:pid) that published the status.
+    pub engine: Option<String>,
+    /// When the status was published.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// An open transaction that holds the visibility horizon back, so that events committed after
+/// it started cannot be projected yet.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HorizonHolder {
+    /// Its backend's process id.
+    pub pid: i32,
+    /// Its database.
+    pub database: Option<String>,
+    /// Its application name.
+    pub application: Option<String>,
+    /// When its transaction started.
+    pub since: Option<DateTime<Utc>>,
+    /// Its current (or last) statement, shortened.
+    pub query: Option<String>,
+}
+
+/// Everything `refract status` prints.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// One entry per installed projection.
+    pub projections: Vec<ProjectionReport>,
+    /// The transaction holding the horizon back, when one has for more than a few seconds.
+    pub horizon_held_by: Option<HorizonHolder>,
+}
+
+/// Reads the report of the store in `schema`.
+pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgres::Error> {
+    let s = quote_ident(schema);
+    let head: i64 = client.query_one(&format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"), &[]).await?.get(0);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT p.name, p.module_version, p.content_hash, coalesce(st.state, 'starting'),
+                        coalesce(c.position, 0),
+                        (SELECT count(*) FROM {s}.events e
+                          WHERE (e.transaction_id, e.global_position) > (coalesce(c.transaction_id, '0'), coalesce(c.position, 0))),
+                        coalesce(st.events_per_second, 0), st.last_error, st.last_error_position, st.last_error_event_id,
+                        st.engine, st.updated_at, extract(epoch from now() - st.updated_at)::float8
+                   FROM {s}.refract_projections p
+                   LEFT JOIN {s}.refract_status st ON st.name = p.name
+                   LEFT JOIN {s}.checkpoints c ON c.projection_name = p.name
+                  ORDER BY p.name"
+            ),
+            &[],
+        )
+        .await?;
+    let projections = rows
+        .into_iter()
+        .map(|r| {
+            let age: Option<f64> = r.get(12);
+            let mut state: String = r.get(3);
+            if age.is_some_and(|a| a > STALE_AFTER_SECONDS) && state != "failed" {
+                state = format!("stale ({state})");
+            }
+            ProjectionReport {
+                name: r.get(0),
+                version: r.get(1),
+                content_hash: r.get(2),
+                state,
+                checkpoint: r.get(4),
+                head,
+                lag: r.get(5),
+                events_per_second: r.get(6),
+                last_error: r.get(7),
+                last_error_position: r.get(8),
+                last_error_event_id: r.get(9),
+                engine: r.get(10),
+                updated_at: r.get(11),
+            }
+        })
+        .collect();
+    let holder = client
+        .query_opt(
+            "SELECT a.pid, a.datname::text, a.application_name, a.xact_start, left(a.query, 120)
+               FROM pg_stat_activity a
+              WHERE a.backend_xid IS NOT NULL
+                AND a.backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                AND a.xact_start < now() - interval '5 seconds'",
+            &[],
+        )
+        .await?
+        .map(|r| HorizonHolder { pid: r.get(0), database: r.get(1), application: r.get(2), since: r.get(3), query: r.get(4) });
+    Ok(Report { projections, horizon_held_by: holder })
+}

@@ -1,0 +1,142 @@
+//! The guest's `get-row`: reading a row of the projection's own tables from PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use crate::readmodel::{Param, Tables, quote_ident, to_text};
+use crate::wasm::RowSource;
+use crate::wasm::types::{ColumnValue, Value};
+
+/// How a column's text output becomes a typed value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int,
+    Numeric,
+    Float,
+    Boolean,
+    Uuid,
+    Json,
+    Timestamp,
+    Date,
+    Text,
+}
+
+impl Kind {
+    fn of(sql_type: &str) -> Kind {
+        match sql_type {
+            "smallint" | "integer" | "bigint" => Kind::Int,
+            "real" | "double precision" => Kind::Float,
+            "boolean" => Kind::Boolean,
+            "uuid" => Kind::Uuid,
+            "json" | "jsonb" => Kind::Json,
+            "date" => Kind::Date,
+            t if t.starts_with("numeric") => Kind::Numeric,
+            t if t.starts_with("timestamp") => Kind::Timestamp,
+            _ => Kind::Text,
+        }
+    }
+
+    /// The select expression giving the column as text that [`Kind::value`] can parse.
+    fn select(self, column: &str) -> String {
+        match self {
+            Kind::Timestamp => format!("(extract(epoch from {column}) * 1000000)::bigint::text"),
+            Kind::Date => format!("({column} - date '1970-01-01')::text"),
+            _ => format!("{column}::text"),
+        }
+    }
+
+    fn value(self, text: Option<String>) -> Result<Value, String> {
+        let Some(text) = text else { return Ok(Value::Null) };
+        let bad = |e: &dyn std::fmt::Display| format!("cannot read {text:?}: {e}");
+        Ok(match self {
+            Kind::Int => Value::Int(text.parse().map_err(|e| bad(&e))?),
+            Kind::Float => Value::Float(text.parse().map_err(|e| bad(&e))?),
+            Kind::Boolean => Value::Boolean(text == "true"),
+            Kind::Timestamp => Value::Timestamp(text.parse().map_err(|e| bad(&e))?),
+            Kind::Date => Value::Date(text.parse().map_err(|e| bad(&e))?),
+            Kind::Numeric => Value::Numeric(text),
+            Kind::Uuid => Value::Uuid(text),
+            Kind::Json => Value::Json(text),
+            Kind::Text => Value::Text(text),
+        })
+    }
+}
+
+/// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
+/// it while the query runs. The engine calls into the guest only when every earlier batch of
+/// the projection is committed, so a read sees the state the batch builds on.
+pub struct DbRows {
+    client: Arc<Client>,
+    handle: Handle,
+    tables: Tables,
+    /// Select statements by (table, key columns).
+    queries: HashMap<(String, Vec<String>), (String, Vec<(String, Kind)>)>,
+}
+
+impl DbRows {
+    /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`.
+    pub fn new(client: Arc<Client>, handle: Handle, tables: Tables) -> Self {
+        DbRows { client, handle, tables, queries: HashMap::new() }
+    }
+
+    fn query(&mut self, table: &str, key: &[ColumnValue]) -> Result<&(String, Vec<(String, Kind)>), String> {
+        let names: Vec<String> = key.iter().map(|k| k.column.clone()).collect();
+        let tables = &self.tables;
+        if !tables.contains(table) {
+            return Err(format!("table {table:?} is not a table of this projection"));
+        }
+        for name in &names {
+            if tables.column_type(table, name).is_none() {
+                return Err(format!("table {table:?} has no column {name:?}"));
+            }
+        }
+        let entry = self.queries.entry((table.to_owned(), names.clone())).or_insert_with(|| {
+            let columns: Vec<(String, Kind)> = tables
+                .columns(table)
+                .map(|(name, ty)| (name.to_owned(), Kind::of(ty)))
+                .collect();
+            let select = columns.iter().map(|(n, k)| k.select(&quote_ident(n))).collect::<Vec<_>>().join(", ");
+            let filter = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    format!("{} = ${}::{}", quote_ident(n), i + 1, tables.column_type(table, n).expect("checked above"))
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let sql = format!(
+                "SELECT {select} FROM {}.{} WHERE {filter}",
+                quote_ident(tables.schema()),
+                quote_ident(table)
+            );
+            (sql, columns)
+        });
+        Ok(entry)
+    }
+}
+
+impl RowSource for DbRows {
+    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
+        let params: Vec<Param> = key
+            .iter()
+            .map(|k| to_text(&k.value).map(Param::Scalar).map_err(|e| format!("key column {:?}: {e}", k.column)))
+            .collect::<Result<_, _>>()?;
+        let (client, handle) = (self.client.clone(), self.handle.clone());
+        let (sql, columns) = self.query(table, key)?.clone();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let row = handle
+            .block_on(client.query_opt(sql.as_str(), &refs))
+            .map_err(|e| format!("reading {table:?}: {e}"))?;
+        let Some(row) = row else { return Ok(None) };
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| Ok(ColumnValue { column: name.clone(), value: kind.value(row.get(i))? }))
+            .collect::<Result<Vec<_>, String>>()
+            .map(Some)
+    }
+}

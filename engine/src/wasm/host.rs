@@ -1,0 +1,101 @@
+//! What the host offers a guest: its store data, the `host` interface and an authority-free WASI.
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::host::{self, Level};
+use super::bindings::types::ColumnValue;
+use super::Limits;
+
+/// Reads rows of a projection's own tables for the guest's `get-row` import.
+///
+/// The engine implements it over the projection's database connection; tests implement it
+/// over a map. It is called on the guest's thread and may block.
+pub trait RowSource: Send {
+    /// The committed row of `table` whose key is `key`, or `None`. An error is a message for
+    /// the guest (an unknown table or column, a lost connection).
+    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String>;
+}
+
+/// A [`RowSource`] for projections that never read their tables back: every row is absent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRows;
+
+impl RowSource for NoRows {
+    fn get_row(&mut self, _: &str, _: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
+        Ok(None)
+    }
+}
+
+/// The data of one projection instance's store.
+pub(crate) struct HostState {
+    /// The projection's name, for the log.
+    pub(crate) projection: String,
+    pub(crate) rows: Box<dyn RowSource>,
+    pub(crate) limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    pub(crate) fn new(projection: String, rows: Box<dyn RowSource>, limits: &Limits) -> Self {
+        // No preopened directories, no environment, no arguments, no network (the builder
+        // grants none unless asked), stdio discarded: the guest gets WASI's shape, not its authority.
+        let wasi = WasiCtx::builder().build();
+        HostState {
+            projection,
+            rows,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .instances(limits.max_instances)
+                .tables(limits.max_tables)
+                .memories(limits.max_memories)
+                .trap_on_grow_failure(true)
+                .build(),
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let projection = self.projection.as_str();
+        let fields = GuestFields(&fields);
+        match level {
+            Level::Trace => tracing::trace!(target: "refract::guest", projection, %fields, "{message}"),
+            Level::Debug => tracing::debug!(target: "refract::guest", projection, %fields, "{message}"),
+            Level::Info => tracing::info!(target: "refract::guest", projection, %fields, "{message}"),
+            Level::Warn => tracing::warn!(target: "refract::guest", projection, %fields, "{message}"),
+            Level::Error => tracing::error!(target: "refract::guest", projection, %fields, "{message}"),
+        }
+    }
+
+    fn get_row(&mut self, table: String, key: Vec<ColumnValue>) -> Result<Option<Vec<ColumnValue>>, String> {
+        self.rows.get_row(&table, &key)
+    }
+}
+
+impl super::bindings::types::Host for HostState {}
+
+/// A guest's log fields rendered as `key=value` pairs.
+struct GuestFields<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for GuestFields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{key}={value:?}")?;
+        }
+        Ok(())
+    }
+}

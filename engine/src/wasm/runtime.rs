@@ -1,0 +1,200 @@
+//! The wasmtime engine, compiled projection components and their instances.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+use super::bindings::types::{Description, Event, Op, ProjectionError};
+use super::bindings::{ProjectorBindings, ProjectorBindingsPre, v0_1_0};
+use super::host::{HostState, RowSource};
+
+/// How often the epoch advances; batch deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Resource limits of one projection instance.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock time one call into the guest may take before it is interrupted.
+    pub call_deadline: Duration,
+    /// Largest linear memory an instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Most core instances a component may create.
+    pub max_instances: usize,
+    /// Most tables a component may create.
+    pub max_tables: usize,
+    /// Most linear memories a component may create.
+    pub max_memories: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_deadline: Duration::from_secs(30),
+            max_memory_bytes: 512 << 20,
+            max_instances: 64,
+            max_tables: 64,
+            max_memories: 16,
+        }
+    }
+}
+
+/// Why a component could not be loaded or a call into it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    /// The component file could not be read.
+    #[error("cannot read component {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component.
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    /// The component does not fit the contract: a missing export, or an import the host
+    /// does not provide.
+    #[error("the component does not implement refract:projection@{version}: {message}", version = super::CONTRACT_VERSION)]
+    Contract {
+        /// What the linker said.
+        message: String,
+    },
+    /// The guest trapped (a panic, an out-of-bounds access, memory exhausted).
+    #[error("the projection trapped: {0}")]
+    Trap(String),
+    /// The guest ran past its deadline and was interrupted.
+    #[error("the projection ran longer than its deadline of {0:?} and was interrupted")]
+    Deadline(Duration),
+    /// The engine itself could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// Compiles components and makes instances of them. Cheap to clone; one per engine process.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Runtime {
+    /// A runtime with its own wasmtime engine and epoch thread.
+    pub fn new() -> Result<Self, WasmError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        v0_1_0::refract::projection::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        v0_1_0::refract::projection::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime { engine, linker: Arc::new(linker), _ticker: Arc::new(ticker) })
+    }
+
+    /// Compiles the component in `bytes`.
+    pub fn load(&self, bytes: &[u8]) -> Result<Projector, WasmError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        let pre = ProjectorBindingsPre::new(pre).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        Ok(Projector { runtime: self.clone(), pre })
+    }
+
+    /// Reads and compiles the component file at `path`.
+    pub fn load_file(&self, path: &Path) -> Result<Projector, WasmError> {
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read { path: path.display().to_string(), source })?;
+        self.load(&bytes)
+    }
+}
+
+/// A compiled projection component, ready to be instantiated.
+#[derive(Clone)]
+pub struct Projector {
+    runtime: Runtime,
+    pre: ProjectorBindingsPre<HostState>,
+}
+
+impl Projector {
+    /// A fresh instance within `limits` whose `get-row` calls go to `rows`. `name` labels
+    /// its log records.
+    pub fn instantiate(&self, name: &str, limits: &Limits, rows: Box<dyn RowSource>) -> Result<Instance, WasmError> {
+        let mut store = Store::new(&self.runtime.engine, HostState::new(name.to_owned(), rows, limits));
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits.call_deadline))?;
+        Ok(Instance { store, bindings, deadline: limits.call_deadline })
+    }
+}
+
+/// One live instance of a projection: its own store and memory. Calls are synchronous and
+/// block the calling thread; run them on a thread of their own, not on an async worker.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: ProjectorBindings,
+    deadline: Duration,
+}
+
+impl Instance {
+    /// Calls the guest's `describe`.
+    pub fn describe(&mut self) -> Result<Description, WasmError> {
+        self.store.set_epoch_deadline(deadline_ticks(self.deadline));
+        let projection = self.bindings.refract_projection_projection();
+        projection.call_describe(&mut self.store).map_err(|e| classify(e, self.deadline))
+    }
+
+    /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
+    /// deadline); the inner one is the projection's own verdict on the batch.
+    pub fn apply(&mut self, events: &[Event]) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
+        self.store.set_epoch_deadline(deadline_ticks(self.deadline));
+        let projection = self.bindings.refract_projection_projection();
+        projection.call_apply(&mut self.store, events).map_err(|e| classify(e, self.deadline))
+    }
+}
+
+fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+fn classify(error: wasmtime::Error, deadline: Duration) -> WasmError {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => WasmError::Deadline(deadline),
+        _ => WasmError::Trap(format!("{error:#}")),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, so that a
+/// guest that never returns is interrupted at its deadline. Stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("refract-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
