@@ -320,3 +320,87 @@ fn casts(tables: &Tables, table: &str, names: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasm::types::{Delete, Statement as SqlStatement, Upsert};
+
+    fn tables() -> Tables {
+        Tables::from_columns(
+            "proj",
+            [("totals", vec![("id", "uuid"), ("n", "integer"), ("amount", "numeric(12,2)")]), ("log", vec![("k", "text")])],
+        )
+    }
+
+    fn id(n: u8) -> ColumnValue {
+        ColumnValue { column: "id".into(), value: Value::Uuid(format!("00000000-0000-0000-0000-0000000000{n:02}")) }
+    }
+
+    fn upsert(n: u8, merge: Merge) -> Op {
+        Op::Upsert(Upsert {
+            table: "totals".into(),
+            key: vec![id(n)],
+            columns: vec![ColumnUpdate { column: "n".into(), value: Value::Int(1), merge }],
+        })
+    }
+
+    #[test]
+    fn same_shaped_writes_become_one_statement() {
+        let ops: Vec<Op> = (1..=3).map(|n| upsert(n, Merge::Add)).collect();
+        let statements = plan(&tables(), &ops).unwrap();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(
+            statements[0].sql,
+            "INSERT INTO \"proj\".\"totals\" AS t (\"id\", \"n\") SELECT u.c0::uuid, u.c1::integer \
+             FROM unnest($1::text[], $2::text[]) AS u(c0, c1) \
+             ON CONFLICT (\"id\") DO UPDATE SET \"n\" = COALESCE(t.\"n\", 0) + EXCLUDED.\"n\""
+        );
+        assert_eq!(statements[0].params[1], Param::Column(vec![Some("1".into()); 3]));
+    }
+
+    #[test]
+    fn order_is_kept_across_shapes_and_repeated_keys() {
+        let delete = Op::Delete(Delete { table: "totals".into(), key: vec![id(1)] });
+        let ops = vec![upsert(1, Merge::Set), upsert(2, Merge::Set), upsert(1, Merge::Set), delete, upsert(3, Merge::KeepIfPresent)];
+        let statements = plan(&tables(), &ops).unwrap();
+        let kinds: Vec<(&str, usize)> = statements
+            .iter()
+            .map(|s| {
+                let rows = match &s.params[0] {
+                    Param::Column(c) => c.len(),
+                    Param::Scalar(_) => 1,
+                };
+                (&s.sql[..6], rows)
+            })
+            .collect();
+        // The repeated key 1 starts a new statement; the delete and the other merge rule too.
+        assert_eq!(kinds, [("INSERT", 2), ("INSERT", 1), ("DELETE", 1), ("INSERT", 1)]);
+        assert!(statements[3].sql.ends_with("SET \"n\" = COALESCE(t.\"n\", EXCLUDED.\"n\")"));
+    }
+
+    #[test]
+    fn raw_statements_keep_their_text_and_bind_their_values() {
+        let op = Op::Sql(SqlStatement { sql: "DELETE FROM log WHERE k = $1".into(), params: vec![Value::Text("x".into())] });
+        let statements = plan(&tables(), &[upsert(1, Merge::Set), op]).unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[1].sql, "DELETE FROM log WHERE k = $1");
+        assert_eq!(statements[1].params, vec![Param::Scalar(Some("x".into()))]);
+    }
+
+    #[test]
+    fn refuses_what_the_projection_does_not_own() {
+        let other = Op::Delete(Delete { table: "events".into(), key: vec![id(1)] });
+        assert_eq!(plan(&tables(), &[other]), Err(PlanError::UnknownTable { index: 0, table: "events".into() }));
+        let bad_column = Op::Upsert(Upsert {
+            table: "totals".into(),
+            key: vec![id(1)],
+            columns: vec![ColumnUpdate { column: "n; DROP TABLE x".into(), value: Value::Int(1), merge: Merge::Set }],
+        });
+        assert!(matches!(plan(&tables(), &[upsert(1, Merge::Set), bad_column]), Err(PlanError::UnknownColumn { index: 1, .. })));
+        let no_key = Op::Delete(Delete { table: "totals".into(), key: vec![] });
+        assert!(matches!(plan(&tables(), &[no_key]), Err(PlanError::EmptyKey { .. })));
+        let bad_value = Op::Upsert(Upsert { table: "totals".into(), key: vec![ColumnValue { column: "id".into(), value: Value::Uuid("nope".into()) }], columns: vec![] });
+        assert!(matches!(plan(&tables(), &[bad_value]), Err(PlanError::Value { .. })));
+    }
+}

@@ -31,6 +31,15 @@ impl Tables {
         Ok(Tables { schema: schema.to_owned(), tables })
     }
 
+    /// Tables as given, for tests and tools that know them without a catalog.
+    pub fn from_columns<'a>(schema: &str, tables: impl IntoIterator<Item = (&'a str, Vec<(&'a str, &'a str)>)>) -> Self {
+        let tables = tables
+            .into_iter()
+            .map(|(t, cols)| (t.to_owned(), cols.into_iter().map(|(c, ty)| (c.to_owned(), ty.to_owned())).collect()))
+            .collect();
+        Tables { schema: schema.to_owned(), tables }
+    }
+
     /// The schema these tables live in.
     pub fn schema(&self) -> &str {
         &self.schema

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::RunConfig;
@@ -91,17 +92,18 @@ pub async fn publish_status(config: RunConfig, status: StatusBoard, mut shutdown
                     continue; // the owning engine publishes this one
                 }
                 let error = s.last_error.as_ref();
+                let (state, events, batches) = (s.state.as_str(), s.events as i64, s.batches as i64);
                 let result = c
                     .execute(
                         &sql,
                         &[
-                            &name,
+                            &name as &(dyn ToSql + Sync),
                             &s.content_hash,
                             &s.module_version,
-                            &s.state.as_str(),
+                            &state,
                             &s.rate(),
-                            &(s.events as i64),
-                            &(s.batches as i64),
+                            &events,
+                            &batches,
                             &error.map(|e| e.message.as_str()),
                             &error.and_then(|e| e.position),
                             &error.and_then(|e| e.event_id.as_deref()),

@@ -1,0 +1,153 @@
+//! `refract run` end to end against a real PostgreSQL: exact read models, crashes, takeover,
+//! polling without NOTIFY, one scan for many projections, status.
+//!
+//! Read models are compared with the independent reference model of the harness, computed
+//! from the committed events, never with the engine's own output.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
+use refract_test_harness::TestDb;
+use refract_test_harness::engine::{EngineProcess, projections_dir, remaining, wait_caught_up};
+use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
+
+const BIN: &str = env!("CARGO_BIN_EXE_refract");
+const BOTH: [&str; 2] = ["order_summary", "revenue_by_day"];
+/// A bound on a hang, not a performance expectation.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn refract(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(BIN).args(args).output()?;
+    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn generate(db: &TestDb, orders: u32, seed: u32) -> anyhow::Result<()> {
+    refract(&["generate", "orders", "--database-url", db.url(), "--orders", &orders.to_string(), "--seed", &seed.to_string()])?;
+    Ok(())
+}
+
+async fn assert_read_models_exact(db: &TestDb) -> anyhow::Result<()> {
+    let client = db.connect().await?;
+    let expected = expected_from_db(&client, "public").await?;
+    assert!(!expected.order_summary.is_empty(), "the test wrote no orders");
+    assert_same(&expected, &actual_from_db(&client).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 800, 1)?;
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+    let client = db.connect().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+
+    // Events appended while the engine runs are projected too.
+    generate(&db, 200, 2)?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+
+    // Stable names for any reader.
+    let n: i64 = client.query_one("SELECT count(*) FROM order_summary.order_summary", &[]).await?.get(0);
+    assert!(n >= 1000, "{n} orders projected");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    // ~110k events: long enough a catch-up to be killed in the middle of many times.
+    generate(&db, 13_000, 7)?;
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    std::fs::write(dir.path().join("order_summary.toml"), "batch_size = 700\n")?;
+    std::fs::write(dir.path().join("revenue_by_day.toml"), "batch_size = 1300\n")?;
+    let log = dir.path().join("engine.log");
+    let client = db.connect().await?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut kills = 0;
+    while kills < 8 {
+        let mut engine = EngineProcess::start(BIN, db.url(), dir.path(), &log, &[])?;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        if remaining(&client, BOTH[0]).await? == 0 && remaining(&client, BOTH[1]).await? == 0 {
+            break;
+        }
+        engine.kill();
+        kills += 1;
+    }
+    assert!(kills >= 3, "the engine was killed only {kills} times before it caught up");
+    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &log, &[])?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_alone_converges_without_notify() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &["--no-notify"])?;
+    generate(&db, 300, 3)?;
+    let client = db.connect().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_engine_takes_over_when_the_owner_dies() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 300, 4)?;
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    let mut owner = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("owner.log"), &[])?;
+    let client = db.connect().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &owner).await?;
+    let standby = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("standby.log"), &[])?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    owner.kill();
+    generate(&db, 300, 5)?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &standby).await?;
+    assert_read_models_exact(&db).await?;
+    assert!(standby.log().contains("installed") || standby.log().contains("loaded"), "{}", standby.log());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projections_at_the_head_share_one_scan_and_status_shows_them() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 3000, 6)?;
+    let client = db.connect().await?;
+    let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    for name in BOTH {
+        std::fs::write(dir.path().join(format!("{name}.toml")), "batch_size = 1000\n")?;
+    }
+    let mut engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one status publication
+    let status: serde_json::Value = serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
+    let projections = status["projections"].as_array().expect("a list of projections");
+    let names: Vec<&str> = projections.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BOTH);
+    for p in projections {
+        assert_eq!(p["state"], "live", "{p}");
+        assert_eq!(p["lag"], 0, "{p}");
+        assert_eq!(p["checkpoint"], p["head"], "{p}");
+    }
+
+    assert!(engine.stop()?.success(), "{}", engine.log());
+    let log = engine.log();
+    let reads: u64 = log
+        .lines()
+        .find_map(|l| l.split("reads=").nth(1))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no read count in the log:\n{log}"));
+    // Both projections start at the same cursor, so every batch is one read for both: about
+    // events / 1000 reads, where separate scans would need twice as many.
+    let one_scan = (events as u64).div_ceil(1000);
+    assert!(one_scan >= 10, "too few events to tell one scan from two");
+    assert!(reads <= one_scan + 5, "{reads} reads for {events} events in batches of 1000");
+    Ok(())
+}
