@@ -1,0 +1,1 @@
+//! The concurrent-writer workload of the gap test.
