@@ -11,6 +11,8 @@
 //! and so which versions their events get, is up to the scheduler.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -66,6 +68,10 @@ pub struct WorkloadReport {
     pub committed_by_type: BTreeMap<String, u64>,
     /// Streams with at least one committed event.
     pub streams: BTreeSet<String>,
+    /// Committed transactions holding a position below one that had already committed (as
+    /// the writers saw the order of their commits): the commits a tailer that remembers only
+    /// the last position it read would skip.
+    pub late_commits: u64,
 }
 
 impl WorkloadReport {
@@ -78,7 +84,31 @@ impl WorkloadReport {
             *self.committed_by_type.entry(event_type).or_default() += count;
         }
         self.streams.extend(other.streams);
+        self.late_commits += other.late_commits;
     }
+}
+
+/// A committed transaction: when it committed among all writers' commits, and its lowest
+/// and highest `global_position`.
+struct Commit {
+    sequence: u64,
+    positions: (i64, i64),
+}
+
+/// Counts the commits that hold a position below one committed before them.
+fn late_commits(mut commits: Vec<Commit>) -> u64 {
+    commits.sort_by_key(|commit| commit.sequence);
+    let mut highest_committed = i64::MIN;
+    let mut late = 0;
+    for Commit {
+        positions: (lowest, highest),
+        ..
+    } in commits
+    {
+        late += u64::from(lowest < highest_committed);
+        highest_committed = highest_committed.max(highest);
+    }
+    late
 }
 
 /// One event a writer will append; its version is taken when it is inserted.
@@ -204,6 +234,7 @@ impl Workload {
     /// Runs the writers against the event store in `schema` of the database at `url` and
     /// reports what they committed and rolled back.
     pub async fn run(&self, url: &str, schema: &str) -> anyhow::Result<WorkloadReport> {
+        let commit_order = Arc::new(AtomicU64::new(0));
         let mut writers = JoinSet::new();
         for (writer, plan) in self.plan().into_iter().enumerate() {
             let (client, connection) = tokio_postgres::connect(url, NoTls)
@@ -211,16 +242,21 @@ impl Workload {
                 .with_context(|| format!("connecting writer {writer}"))?;
             tokio::spawn(connection);
             let tables = Tables::new(schema);
+            let commit_order = Arc::clone(&commit_order);
             writers.spawn(async move {
-                run_writer(client, &tables, plan)
+                run_writer(client, &tables, plan, &commit_order)
                     .await
                     .with_context(|| format!("writer {writer}"))
             });
         }
         let mut report = WorkloadReport::default();
+        let mut commits = Vec::new();
         while let Some(outcome) = writers.join_next().await {
-            report.absorb(outcome.context("a writer panicked")??);
+            let (writer_report, writer_commits) = outcome.context("a writer panicked")??;
+            report.absorb(writer_report);
+            commits.extend(writer_commits);
         }
+        report.late_commits = late_commits(commits);
         Ok(report)
     }
 }
@@ -432,7 +468,8 @@ impl Tables {
             insert_event: format!(
                 "INSERT INTO {events} (stream_id, version, event_type, data, metadata, timestamp) \
                  VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb, \
-                         coalesce($6::timestamptz, now()))"
+                         coalesce($6::timestamptz, now())) \
+                 RETURNING global_position"
             ),
             bump_stream: format!(
                 "UPDATE {streams} SET version = $2, updated_at = now() WHERE stream_id = $1"
@@ -445,15 +482,21 @@ async fn run_writer(
     mut client: Client,
     tables: &Tables,
     plan: Vec<PlannedTransaction>,
-) -> anyhow::Result<WorkloadReport> {
+    commit_order: &AtomicU64,
+) -> anyhow::Result<(WorkloadReport, Vec<Commit>)> {
     let mut report = WorkloadReport::default();
+    let mut commits = Vec::new();
     for planned in plan {
         let transaction = client.transaction().await?;
-        append(&transaction, tables, &planned.events).await?;
+        let positions = append(&transaction, tables, &planned.events).await?;
         tokio::time::sleep(planned.sleep).await;
         let events = planned.events.len() as u64;
         if planned.commit {
             transaction.commit().await?;
+            commits.push(Commit {
+                sequence: commit_order.fetch_add(1, Ordering::SeqCst),
+                positions,
+            });
             report.committed_transactions += 1;
             report.committed_events += events;
             for event in &planned.events {
@@ -469,16 +512,18 @@ async fn run_writer(
             report.rolled_back_events += events;
         }
     }
-    Ok(report)
+    Ok((report, commits))
 }
 
 /// Appends `events` as ADR-002 does, stream by stream in stream id order: a fixed lock order,
-/// so that writers sharing streams wait for each other but never deadlock.
+/// so that writers sharing streams wait for each other but never deadlock. Returns the lowest
+/// and highest `global_position` taken.
 async fn append(
     transaction: &Transaction<'_>,
     tables: &Tables,
     events: &[PlannedEvent],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(i64, i64)> {
+    let mut positions = (i64::MAX, i64::MIN);
     let mut by_stream: BTreeMap<&str, Vec<&PlannedEvent>> = BTreeMap::new();
     for event in events {
         by_stream.entry(&event.stream_id).or_default().push(event);
@@ -496,8 +541,8 @@ async fn append(
             .get(0);
         for event in events {
             version += 1;
-            transaction
-                .execute(
+            let position: i64 = transaction
+                .query_one(
                     &tables.insert_event,
                     &[
                         &stream_id,
@@ -509,13 +554,15 @@ async fn append(
                     ],
                 )
                 .await
-                .with_context(|| format!("appending {} v{version}", event.stream_id))?;
+                .with_context(|| format!("appending {} v{version}", event.stream_id))?
+                .get(0);
+            positions = (positions.0.min(position), positions.1.max(position));
         }
         transaction
             .execute(&tables.bump_stream, &[&stream_id, &version])
             .await?;
     }
-    Ok(())
+    Ok(positions)
 }
 
 #[cfg(test)]
@@ -529,6 +576,24 @@ mod tests {
             orders_per_writer: 30,
             ..Workload::default()
         }
+    }
+
+    #[test]
+    fn late_commits_are_those_below_an_earlier_committed_position() {
+        let commit = |sequence, positions| Commit {
+            sequence,
+            positions,
+        };
+        // Committed in the order 3, 0, 1, 2 (by sequence): [5, 6] first, then [1, 2] and
+        // [3, 3] are late, [7, 9] is not.
+        let commits = vec![
+            commit(3, (7, 9)),
+            commit(1, (1, 2)),
+            commit(0, (5, 6)),
+            commit(2, (3, 3)),
+        ];
+        assert_eq!(late_commits(commits), 2);
+        assert_eq!(late_commits(vec![commit(0, (1, 1)), commit(1, (2, 4))]), 0);
     }
 
     #[test]
