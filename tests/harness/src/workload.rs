@@ -289,17 +289,18 @@ fn item_removed(product: &str) -> String {
     format!(r#"{{"product_id": {}}}"#, json_string(product))
 }
 
-fn random_item(rng: &mut ChaCha8Rng) -> String {
+fn random_product(rng: &mut ChaCha8Rng) -> &'static str {
+    PRODUCTS.choose(rng).expect("products")
+}
+
+/// An `ItemAdded` of `product`, mostly a few pieces, now and then many, at a random price.
+fn random_item(product: &str, rng: &mut ChaCha8Rng) -> String {
     let quantity = if rng.random_bool(0.1) {
         rng.random_range(10..=99)
     } else {
         rng.random_range(1..=4)
     };
-    item_added(
-        PRODUCTS.choose(rng).expect("products"),
-        quantity,
-        PRICES.choose(rng).expect("prices"),
-    )
+    item_added(product, quantity, PRICES.choose(rng).expect("prices"))
 }
 
 fn metadata(writer: &str, rng: &mut ChaCha8Rng) -> String {
@@ -313,12 +314,11 @@ fn metadata(writer: &str, rng: &mut ChaCha8Rng) -> String {
 /// The life of one order as its owner writes it, with the domain's corner cases.
 fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<PlannedEvent> {
     let stream_id = order_stream(order);
-    let mut clock: DateTime<Utc> =
-        EPOCH.parse::<DateTime<Utc>>().expect("epoch") + minutes(rng.random_range(0..4 * 1440));
+    let mut clock: DateTime<Utc> = epoch() + TimeDelta::minutes(rng.random_range(0..4 * 1440));
     let mut script = Vec::new();
     let mut push = |event_type: &'static str, data: String, rng: &mut ChaCha8Rng| {
         // Steps of up to ten hours cross UTC midnights; now and then the column default.
-        clock += minutes(rng.random_range(1..600));
+        clock += TimeDelta::minutes(rng.random_range(1..600));
         let timestamp = (!rng.random_bool(0.1)).then_some(clock);
         script.push(PlannedEvent {
             stream_id: stream_id.clone(),
@@ -330,7 +330,7 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
     };
     // Events recorded before the order's creation: ignored by the read models.
     if rng.random_bool(0.05) {
-        push("ItemAdded", random_item(rng), rng);
+        push("ItemAdded", random_item(random_product(rng), rng), rng);
     }
     if rng.random_bool(0.03) {
         push("OrderConfirmed", "{}".to_owned(), rng);
@@ -341,19 +341,22 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
         format!(r#"{{"order_id": "{order}", "customer_id": "{customer}"}}"#),
         rng,
     );
-    let mut products = Vec::new();
+    let mut added = Vec::new();
     for _ in 0..rng.random_range(0..=5) {
-        let item = random_item(rng);
-        products.push(item.clone());
-        push("ItemAdded", item, rng);
+        let product = random_product(rng);
+        added.push(product);
+        push("ItemAdded", random_item(product, rng), rng);
     }
     // The same product again, at another price: the first price stays.
-    if let Some(&product) = PRODUCTS.first().filter(|_| rng.random_bool(0.3)) {
-        push("ItemAdded", item_added(product, 2, "9.99"), rng);
-        push("ItemAdded", item_added(product, 1, "0.1"), rng);
+    if let Some(&product) = added.first()
+        && rng.random_bool(0.3)
+    {
+        push("ItemAdded", item_added(product, 2, "0.1"), rng);
     }
-    if rng.random_bool(0.3) {
-        push("ItemRemoved", item_removed(PRODUCTS[0]), rng);
+    if let Some(&product) = added.last()
+        && rng.random_bool(0.3)
+    {
+        push("ItemRemoved", item_removed(product), rng);
     }
     if rng.random_bool(0.15) {
         push("ItemRemoved", item_removed("never-added"), rng);
@@ -375,12 +378,12 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
             push("OrderConfirmed", "{}".to_owned(), rng);
         }
         if rng.random_bool(0.15) {
-            push("ItemAdded", random_item(rng), rng);
+            push("ItemAdded", random_item(random_product(rng), rng), rng);
         }
         if rng.random_bool(0.25) {
             push("OrderCancelled", cancelled(), rng);
             if rng.random_bool(0.3) {
-                push("ItemAdded", random_item(rng), rng);
+                push("ItemAdded", random_item(random_product(rng), rng), rng);
                 push("OrderConfirmed", "{}".to_owned(), rng);
             }
         }
@@ -396,8 +399,8 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
     script
 }
 
-fn minutes(count: i64) -> TimeDelta {
-    TimeDelta::minutes(count)
+fn epoch() -> DateTime<Utc> {
+    EPOCH.parse().expect("EPOCH is a timestamp")
 }
 
 fn cancelled() -> String {
@@ -416,17 +419,13 @@ fn shipped(rng: &mut ChaCha8Rng) -> String {
 /// depends on timing.
 fn foreign_event(order: Uuid, rng: &mut ChaCha8Rng) -> PlannedEvent {
     let (event_type, data) = match rng.random_range(0..6) {
-        0 | 1 => ("ItemAdded", random_item(rng)),
-        2 => (
-            "ItemRemoved",
-            item_removed(PRODUCTS.choose(rng).expect("products")),
-        ),
+        0 | 1 => ("ItemAdded", random_item(random_product(rng), rng)),
+        2 => ("ItemRemoved", item_removed(random_product(rng))),
         3 => ("OrderConfirmed", "{}".to_owned()),
         4 => ("OrderCancelled", cancelled()),
         _ => ("OrderShipped", shipped(rng)),
     };
-    let timestamp =
-        EPOCH.parse::<DateTime<Utc>>().expect("epoch") + minutes(rng.random_range(0..6 * 1440));
+    let timestamp = epoch() + TimeDelta::minutes(rng.random_range(0..6 * 1440));
     PlannedEvent {
         stream_id: order_stream(order),
         event_type,
