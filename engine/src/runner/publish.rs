@@ -39,7 +39,8 @@ pub async fn listen(config: RunConfig, notified: Arc<Notify>, mut shutdown: watc
 async fn listen_once(config: &RunConfig, notified: &Notify) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(&config.database_url, NoTls).await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let listen = client.batch_execute(&format!("LISTEN {}", quote_ident(crate::store::NOTIFY_CHANNEL)));
+    let sql = format!("LISTEN {}", quote_ident(crate::store::NOTIFY_CHANNEL));
+    let listen = client.batch_execute(&sql);
     tokio::pin!(listen);
     // The connection must be polled for the LISTEN to complete, and afterwards to receive.
     let mut listening = false;

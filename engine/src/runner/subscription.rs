@@ -1,5 +1,6 @@
 //! Which events a projection receives, in SQL and in memory.
 
+use crate::store::category;
 use crate::wasm::types::{self, Event};
 
 /// The events a projection subscribes to; `None` means "no filter on this field".
@@ -48,11 +49,6 @@ impl Subscription {
     }
 }
 
-/// The category of a stream: its id up to the first `-` (`order-123` → `order`).
-pub fn category(stream_id: &str) -> &str {
-    stream_id.split_once('-').map_or(stream_id, |(category, _)| category)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,11 +65,5 @@ mod tests {
         assert_eq!(Subscription::union([&a, &b]), sub(Some(&["A", "B", "C"]), None));
         assert_eq!(Subscription::union([&a]), a);
         assert_eq!(Subscription::union([&a, &Subscription::default()]), Subscription::default());
-    }
-
-    #[test]
-    fn category_is_the_prefix_before_the_first_dash() {
-        assert_eq!(category("order-3f1c-aa"), "order");
-        assert_eq!(category("order"), "order");
     }
 }
