@@ -150,7 +150,7 @@ macro_rules! export {
         }
             }
 
-            $crate::__export_projector!(RefractComponent with_types_in $crate::__private::bindings);
+            $crate::__private::bindings::__export_projector!(RefractComponent with_types_in $crate::__private::bindings);
         };
     };
 }

@@ -24,8 +24,10 @@ pub struct ColumnUpdate {
     pub merge: Merge,
 }
 
-/// One write to the read model, as the host receives it.
+/// One write to the read model, as the host receives it. (The contract's parametrized SQL
+/// statement is not produced by the SDK; later versions may add kinds of operation.)
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Op {
     /// Insert the row with `key`, or update it, column by column.
     Upsert {

@@ -18,7 +18,10 @@ use crate::{Cents, Date, Error, Timestamp, Uuid};
 ///
 /// Equality, hashing and ordering compare `Numeric` values by value (`1.5 == 1.50`) and
 /// `Float` values bit for bit, so that values can be parts of keys.
+///
+/// Later versions of the contract may add kinds, hence `#[non_exhaustive]`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Value {
     /// SQL `NULL`.
     Null,
