@@ -10,8 +10,6 @@ use super::DbArgs;
 /// Arguments of `refract generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    db: DbArgs,
     #[command(subcommand)]
     domain: Domain,
 }
@@ -26,6 +24,8 @@ enum Domain {
 
 #[derive(Debug, clap::Args)]
 struct OrdersArgs {
+    #[command(flatten)]
+    db: DbArgs,
     /// Number of orders (streams); each has ~7 events on average.
     #[arg(long)]
     orders: u64,
@@ -45,9 +45,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let Domain::Orders(orders) = args.domain;
     let start: DateTime<Utc> = orders.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let config = OrderConfig { orders: orders.orders, seed: orders.seed, start, days: orders.days };
-    let mut client = refract::db::connect(&args.db.database_url).await?;
+    let mut client = refract::db::connect(&orders.db.database_url).await?;
     let began = Instant::now();
-    let summary = refract::generate::load(&mut client, &args.db.schema, OrderGenerator::new(config)).await?;
+    let summary = refract::generate::load(&mut client, &orders.db.schema, OrderGenerator::new(config)).await?;
     let seconds = began.elapsed().as_secs_f64();
     println!(
         "generated {} events in {} order streams (seed {}) in {seconds:.1} s ({:.0} events/s)",
