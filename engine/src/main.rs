@@ -20,6 +20,8 @@ enum Command {
     Append(cli::append::Args),
     /// Generate sample data.
     Generate(cli::generate::Args),
+    /// Run the engine on the order domain: sample data, the example projections, a live feed.
+    Demo(cli::demo::Args),
     /// Run the projections in a directory: catch up, then tail the log until stopped.
     Run(cli::run::Args),
     /// Show where each projection stands.
@@ -28,23 +30,26 @@ enum Command {
     New(cli::new::Args),
 }
 
-fn init_tracing() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default: `info`; `warn` for the demo, whose
+/// output is for a person to read).
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
         .init();
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" });
     let result = match cli.command {
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Append(args) => cli::append::run(args).await,
         Command::Generate(args) => cli::generate::run(args).await,
         Command::New(args) => cli::new::run(args).await,
+        Command::Demo(args) => cli::demo::run(args).await,
         Command::Run(args) => cli::run::run(args).await,
         Command::Status(args) => cli::status::run(args).await,
     };

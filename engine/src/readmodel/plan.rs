@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::error::Error;
-use std::fmt::Write as _;
 
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
 
@@ -257,34 +256,52 @@ impl Run {
         let schema = quote_ident(tables.schema());
         let params = self.columns.into_iter().map(Param::Column).collect();
         let sql = match &self.shape {
-            Shape::Upsert { table, key, columns } => {
-                let names: Vec<&str> = key.iter().map(String::as_str).chain(columns.iter().map(|(n, _)| n.as_str())).collect();
-                let mut sql = format!(
-                    "INSERT INTO {schema}.{t} AS t ({cols}) SELECT {casts} FROM {unnest}",
+            Shape::Upsert { table, key, columns } if columns.is_empty() => {
+                let names: Vec<&str> = key.iter().map(String::as_str).collect();
+                format!(
+                    "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
                     t = quote_ident(table),
                     cols = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", "),
                     casts = casts(tables, table, &names),
                     unnest = unnest(&names),
-                );
-                let key = key.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ");
-                if columns.is_empty() {
-                    write!(sql, " ON CONFLICT ({key}) DO NOTHING").expect("writing to a String");
-                } else {
-                    let sets = columns
-                        .iter()
-                        .map(|(name, rule)| {
-                            let c = quote_ident(name);
-                            match rule {
-                                MergeRule::Set => format!("{c} = EXCLUDED.{c}"),
-                                MergeRule::Add => format!("{c} = COALESCE(t.{c}, 0) + EXCLUDED.{c}"),
-                                MergeRule::KeepIfPresent => format!("{c} = COALESCE(t.{c}, EXCLUDED.{c})"),
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    write!(sql, " ON CONFLICT ({key}) DO UPDATE SET {sets}").expect("writing to a String");
-                }
-                sql
+                )
+            }
+            Shape::Upsert { table, key, columns } => {
+                // UPDATE the rows that exist, then INSERT the others, in one statement. Not
+                // `INSERT … ON CONFLICT DO UPDATE`: PostgreSQL checks NOT NULL on the proposed
+                // row before it finds the conflict, so an upsert naming only the columns it
+                // changes would fail on an existing row.
+                let names: Vec<&str> = key.iter().map(String::as_str).chain(columns.iter().map(|(n, _)| n.as_str())).collect();
+                let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
+                let sets = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, rule))| {
+                        let (c, v) = (quote_ident(name), format!("u.c{}", key.len() + i));
+                        match rule {
+                            MergeRule::Set => format!("{c} = {v}"),
+                            MergeRule::Add => format!("{c} = COALESCE(t.{c}, 0) + {v}"),
+                            MergeRule::KeepIfPresent => format!("{c} = COALESCE(t.{c}, {v})"),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let matches = |left: &str| {
+                    key.iter().enumerate().map(|(i, k)| format!("{left}.{} = u.c{i}", quote_ident(k))).collect::<Vec<_>>().join(" AND ")
+                };
+                let returning = key.iter().map(|k| format!("t.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
+                format!(
+                    "WITH u ({aliases}) AS (SELECT {casts} FROM {unnest}), \
+                     updated AS (UPDATE {schema}.{t} AS t SET {sets} FROM u WHERE {on_t} RETURNING {returning}) \
+                     INSERT INTO {schema}.{t} ({cols}) SELECT {aliases} FROM u \
+                     WHERE NOT EXISTS (SELECT 1 FROM updated WHERE {on_updated})",
+                    t = quote_ident(table),
+                    cols = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", "),
+                    casts = casts(tables, table, &names),
+                    unnest = unnest(&names),
+                    on_t = matches("t"),
+                    on_updated = matches("updated"),
+                )
             }
             Shape::Delete { table, key } => {
                 let names: Vec<&str> = key.iter().map(String::as_str).collect();
@@ -352,9 +369,11 @@ mod tests {
         assert_eq!(statements.len(), 1);
         assert_eq!(
             statements[0].sql,
-            "INSERT INTO \"proj\".\"totals\" AS t (\"id\", \"n\") SELECT u.c0::uuid, u.c1::integer \
-             FROM unnest($1::text[], $2::text[]) AS u(c0, c1) \
-             ON CONFLICT (\"id\") DO UPDATE SET \"n\" = COALESCE(t.\"n\", 0) + EXCLUDED.\"n\""
+            "WITH u (c0, c1) AS (SELECT u.c0::uuid, u.c1::integer FROM unnest($1::text[], $2::text[]) AS u(c0, c1)), \
+             updated AS (UPDATE \"proj\".\"totals\" AS t SET \"n\" = COALESCE(t.\"n\", 0) + u.c1 FROM u \
+             WHERE t.\"id\" = u.c0 RETURNING t.\"id\") \
+             INSERT INTO \"proj\".\"totals\" (\"id\", \"n\") SELECT c0, c1 FROM u \
+             WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.\"id\" = u.c0)"
         );
         assert_eq!(statements[0].params[1], Param::Column(vec![Some("1".into()); 3]));
     }
@@ -375,8 +394,8 @@ mod tests {
             })
             .collect();
         // The repeated key 1 starts a new statement; the delete and the other merge rule too.
-        assert_eq!(kinds, [("INSERT", 2), ("INSERT", 1), ("DELETE", 1), ("INSERT", 1)]);
-        assert!(statements[3].sql.ends_with("SET \"n\" = COALESCE(t.\"n\", EXCLUDED.\"n\")"));
+        assert_eq!(kinds, [("WITH u", 2), ("WITH u", 1), ("DELETE", 1), ("WITH u", 1)]);
+        assert!(statements[3].sql.contains("SET \"n\" = COALESCE(t.\"n\", u.c1)"));
     }
 
     #[test]

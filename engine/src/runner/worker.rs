@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::commit::{CommitError, commit_batch, is_transient, read_checkpoint};
+use super::commit::{CommitError, commit_batch, describe, is_transient, read_checkpoint};
 use super::coordinator::Control;
 use super::guest::Guest;
 use super::install::{InstallError, Installed, install};
@@ -56,7 +56,7 @@ enum SessionEnd {
 /// An error that ends a session; the worker starts a new one after a pause.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Connect(#[from] crate::db::DbError),
