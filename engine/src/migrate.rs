@@ -26,7 +26,10 @@ pub struct Migration {
 impl Migration {
     /// The hex SHA-256 of the SQL text: how a run notices that an applied file was edited.
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(self.sql.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -77,19 +80,25 @@ pub enum MigrateError {
         name: String,
     },
     /// A statement failed.
-    #[error("migration {version:04}_{name} failed: {}", crate::db::describe(source))]
+    #[error("migration {version:04}_{name} failed: {}", crate::db::describe(error))]
     Failed {
         /// The migration's version.
         version: i32,
         /// The migration's name.
         name: &'static str,
-        /// The database error.
-        #[source]
-        source: tokio_postgres::Error,
+        /// The database error (its text is part of this error's message).
+        error: tokio_postgres::Error,
     },
     /// Talking to the database failed outside any one migration.
     #[error("migrating failed: {}", crate::db::describe(.0))]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
+}
+
+// Not `#[from]`, which would also make it the `source()`: see `crate::db::DbError`.
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        MigrateError::Db(err)
+    }
 }
 
 macro_rules! embedded {
@@ -115,11 +124,17 @@ pub const MIGRATIONS: &[Migration] = embedded![
 /// The four leading digits of a file stem `NNNN_name`; a malformed stem fails the build.
 const fn version_of(stem: &str) -> i32 {
     let b = stem.as_bytes();
-    assert!(b.len() > 5 && b[4] == b'_', "a migration file is named NNNN_name.sql");
+    assert!(
+        b.len() > 5 && b[4] == b'_',
+        "a migration file is named NNNN_name.sql"
+    );
     let mut version = 0;
     let mut i = 0;
     while i < 4 {
-        assert!(b[i].is_ascii_digit(), "a migration file is named NNNN_name.sql");
+        assert!(
+            b[i].is_ascii_digit(),
+            "a migration file is named NNNN_name.sql"
+        );
         version = version * 10 + (b[i] - b'0') as i32;
         i += 1;
     }
@@ -141,7 +156,8 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
         return Err(MigrateError::InvalidSchema(schema.to_owned()));
     }
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await?;
     let quoted = quote_ident(schema);
     // `IF NOT EXISTS` notices ("already exists, skipping") are expected: keep them quiet.
     tx.batch_execute(&format!(
@@ -156,11 +172,20 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
          );"
     ))
     .await?;
-    let recorded = tx.query("SELECT version, name, checksum FROM refract_migrations ORDER BY version", &[]).await?;
+    let recorded = tx
+        .query(
+            "SELECT version, name, checksum FROM refract_migrations ORDER BY version",
+            &[],
+        )
+        .await?;
     for row in &recorded {
         let (version, name, checksum): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
         let Some(migration) = MIGRATIONS.iter().find(|m| m.version == version) else {
-            return Err(MigrateError::Unknown { schema: schema.to_owned(), version, name });
+            return Err(MigrateError::Unknown {
+                schema: schema.to_owned(),
+                version,
+                name,
+            });
         };
         let embedded = migration.checksum();
         if checksum != embedded {
@@ -175,19 +200,34 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
     }
     let mut applied = Vec::new();
     for migration in MIGRATIONS {
-        if recorded.iter().any(|row| row.get::<_, i32>(0) == migration.version) {
+        if recorded
+            .iter()
+            .any(|row| row.get::<_, i32>(0) == migration.version)
+        {
             continue;
         }
         apply(&tx, migration).await?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "applied migration");
-        applied.push(Applied { version: migration.version, name: migration.name });
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
+        applied.push(Applied {
+            version: migration.version,
+            name: migration.name,
+        });
     }
     tx.commit().await?;
     Ok(applied)
 }
 
 async fn apply(tx: &Transaction<'_>, migration: &Migration) -> Result<(), MigrateError> {
-    let failed = |source| MigrateError::Failed { version: migration.version, name: migration.name, source };
+    let failed = |error| MigrateError::Failed {
+        version: migration.version,
+        name: migration.name,
+        error,
+    };
     tx.batch_execute(migration.sql).await.map_err(failed)?;
     tx.execute(
         "INSERT INTO refract_migrations (version, name, checksum) VALUES ($1, $2, $3)",

@@ -48,9 +48,18 @@ impl ThrowawayCluster {
     pub fn start() -> Result<Self, ClusterError> {
         let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
         let as_postgres = is_root();
-        let dir = std::env::temp_dir().join(format!("refract-pg-{}-{}", std::process::id(), unique_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "refract-pg-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
         std::fs::create_dir_all(&dir).map_err(|e| step("creating the cluster directory", e))?;
-        let cluster = ThrowawayCluster { dir, pg_ctl: bin.join("pg_ctl"), port: free_port()?, as_postgres };
+        let cluster = ThrowawayCluster {
+            dir,
+            pg_ctl: bin.join("pg_ctl"),
+            port: free_port()?,
+            as_postgres,
+        };
         if as_postgres {
             let uid = postgres_uid().ok_or(ClusterError::NoPostgresUser)?;
             std::os::unix::fs::chown(&cluster.dir, Some(uid), None)
@@ -58,15 +67,19 @@ impl ThrowawayCluster {
         }
         cluster.watch_owner()?;
         let data = cluster.data_dir();
-        cluster.run("initdb", &bin.join("initdb"), [
-            OsStr::new("-D"),
-            data.as_os_str(),
-            OsStr::new("-U"),
-            OsStr::new("postgres"),
-            OsStr::new("--auth=trust"),
-            OsStr::new("--encoding=UTF8"),
-            OsStr::new("--no-sync"),
-        ])?;
+        cluster.run(
+            "initdb",
+            &bin.join("initdb"),
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-U"),
+                OsStr::new("postgres"),
+                OsStr::new("--auth=trust"),
+                OsStr::new("--encoding=UTF8"),
+                OsStr::new("--no-sync"),
+            ],
+        )?;
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='{}' \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
@@ -74,16 +87,20 @@ impl ThrowawayCluster {
             cluster.dir.display()
         );
         let log = cluster.dir.join("server.log");
-        cluster.run("pg_ctl start", &cluster.pg_ctl, [
-            OsStr::new("-D"),
-            data.as_os_str(),
-            OsStr::new("-l"),
-            log.as_os_str(),
-            OsStr::new("-o"),
-            OsStr::new(&options),
-            OsStr::new("-w"),
-            OsStr::new("start"),
-        ])?;
+        cluster.run(
+            "pg_ctl start",
+            &cluster.pg_ctl,
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-o"),
+                OsStr::new(&options),
+                OsStr::new("-w"),
+                OsStr::new("start"),
+            ],
+        )?;
         tracing::info!(port = cluster.port, dir = %cluster.dir.display(), "started a throwaway PostgreSQL cluster");
         Ok(cluster)
     }
@@ -98,7 +115,12 @@ impl ThrowawayCluster {
     }
 
     /// Runs `program` with `args`, as user postgres when running as root.
-    fn run<'a>(&self, what: &'static str, program: &Path, args: impl IntoIterator<Item = &'a OsStr>) -> Result<Output, ClusterError> {
+    fn run<'a>(
+        &self,
+        what: &'static str,
+        program: &Path,
+        args: impl IntoIterator<Item = &'a OsStr>,
+    ) -> Result<Output, ClusterError> {
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(program);
@@ -106,10 +128,18 @@ impl ThrowawayCluster {
         } else {
             Command::new(program)
         };
-        let output = command.args(args).current_dir(&self.dir).stdin(Stdio::null()).output().map_err(|e| step(what, e))?;
+        let output = command
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| step(what, e))?;
         if !output.status.success() {
             let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-            return Err(ClusterError::Step { step: what, detail: format!("{} ({})", detail, output.status) });
+            return Err(ClusterError::Step {
+                step: what,
+                detail: format!("{} ({})", detail, output.status),
+            });
         }
         Ok(output)
     }
@@ -144,13 +174,17 @@ rm -rf "$3""#;
 impl Drop for ThrowawayCluster {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let stopped = self.run("pg_ctl stop", &self.pg_ctl.clone(), [
-            OsStr::new("-D"),
-            data.as_os_str(),
-            OsStr::new("-m"),
-            OsStr::new("fast"),
-            OsStr::new("stop"),
-        ]);
+        let stopped = self.run(
+            "pg_ctl stop",
+            &self.pg_ctl.clone(),
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new("fast"),
+                OsStr::new("stop"),
+            ],
+        );
         if let Err(err) = stopped {
             tracing::warn!(error = %err, "stopping the throwaway cluster");
         }
@@ -159,7 +193,10 @@ impl Drop for ThrowawayCluster {
 }
 
 fn step(what: &'static str, err: std::io::Error) -> ClusterError {
-    ClusterError::Step { step: what, detail: err.to_string() }
+    ClusterError::Step {
+        step: what,
+        detail: err.to_string(),
+    }
 }
 
 /// The `bin` folder of the newest installed major version, else the folder of `initdb` on PATH.
@@ -176,26 +213,37 @@ fn find_binaries() -> Option<PathBuf> {
         })
         .collect();
     installed.sort();
-    installed.pop().map(|(_, bin)| bin).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH")?).find(|dir| has_tools(dir))
-    })
+    installed
+        .pop()
+        .map(|(_, bin)| bin)
+        .or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).find(|dir| has_tools(dir)))
 }
 
 fn free_port() -> Result<u16, ClusterError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| step("finding a free port", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| step("finding a free port", e))
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| step("finding a free port", e))
 }
 
 fn is_root() -> bool {
     // The effective uid, without unsafe code: /proc/self is owned by it.
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 fn postgres_uid() -> Option<u32> {
     let output = Command::new("id").args(["-u", "postgres"]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().parse().ok())?
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().parse().ok())?
 }
 
 fn unique_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

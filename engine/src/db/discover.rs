@@ -37,8 +37,15 @@ pub async fn discover() -> Result<Server, DbError> {
         return Ok(Server { url, cluster: None });
     }
     match connect(DEFAULT_DATABASE_URL).await {
-        Ok(_) => return Ok(Server { url: DEFAULT_DATABASE_URL.to_owned(), cluster: None }),
-        Err(err) => tracing::info!(error = %err, "no server on the default address; starting a throwaway cluster"),
+        Ok(_) => {
+            return Ok(Server {
+                url: DEFAULT_DATABASE_URL.to_owned(),
+                cluster: None,
+            });
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "no server on the default address; starting a throwaway cluster")
+        }
     }
     let cluster = tokio::task::spawn_blocking(ThrowawayCluster::start)
         .await
@@ -46,5 +53,8 @@ pub async fn discover() -> Result<Server, DbError> {
         .map_err(DbError::NotFound)?;
     let url = cluster.url();
     connect(&url).await?;
-    Ok(Server { url, cluster: Some(Arc::new(cluster)) })
+    Ok(Server {
+        url,
+        cluster: Some(Arc::new(cluster)),
+    })
 }

@@ -13,16 +13,18 @@ use tokio_postgres::{Client, Config, NoTls};
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Why a connection could not be made.
+///
+/// Messages carry the cause's text themselves; the underlying errors are kept as fields, not
+/// as `source()`, so that a report of the whole chain does not say everything twice.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The connection string does not parse.
-    #[error("invalid database URL {url:?}: {source}")]
+    #[error("invalid database URL {url:?}: {}", reason(error))]
     InvalidUrl {
         /// The URL, as given.
         url: String,
-        /// The parse error.
-        #[source]
-        source: tokio_postgres::Error,
+        /// The parse error (its text is part of this error's message).
+        error: tokio_postgres::Error,
     },
     /// Nothing accepted the connection, or the server refused it.
     #[error(
@@ -35,9 +37,8 @@ pub enum DbError {
         target: String,
         /// The cause, with the server's own message when it answered.
         reason: String,
-        /// The underlying error.
-        #[source]
-        source: tokio_postgres::Error,
+        /// The underlying error (its text is part of this error's message).
+        error: tokio_postgres::Error,
     },
     /// No server could be found or started (see [`discover`]).
     #[error(
@@ -46,18 +47,24 @@ pub enum DbError {
          Install PostgreSQL 13 or newer (e.g. `apt-get install postgresql`) and start it, or set \
          DATABASE_URL to a server you can use"
     )]
-    NotFound(#[source] ClusterError),
+    NotFound(ClusterError),
 }
 
 /// Connects to `url` (URL or `key=value` form) without TLS and spawns the connection task on
 /// the current tokio runtime. The connection closes when the returned client is dropped.
 pub async fn connect(url: &str) -> Result<Client, DbError> {
-    let config: Config = url.parse().map_err(|source| DbError::InvalidUrl { url: url.to_owned(), source })?;
-    let (client, connection) = config.connect(NoTls).await.map_err(|source| DbError::Connect {
-        target: target(&config),
-        reason: reason(&source),
-        source,
+    let config: Config = url.parse().map_err(|error| DbError::InvalidUrl {
+        url: url.to_owned(),
+        error,
     })?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|error| DbError::Connect {
+            target: target(&config),
+            reason: reason(&error),
+            error,
+        })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "PostgreSQL connection closed with an error");
@@ -68,13 +75,23 @@ pub async fn connect(url: &str) -> Result<Client, DbError> {
 
 /// `url` with its database name replaced by `dbname`; works for URLs and `key=value` strings.
 pub fn with_database(url: &str, dbname: &str) -> String {
-    let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) else {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
         // key=value form: a later key overrides an earlier one.
-        return format!("{url} dbname='{}'", dbname.replace('\\', "\\\\").replace('\'', "\\'"));
+        return format!(
+            "{url} dbname='{}'",
+            dbname.replace('\\', "\\\\").replace('\'', "\\'")
+        );
     };
     let scheme = &url[..url.len() - rest.len()];
-    let (before_query, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
-    let authority = before_query.split_once('/').map_or(before_query, |(a, _)| a);
+    let (before_query, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(a, q)| (a, Some(q)));
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
     let mut out = format!("{scheme}{authority}/{dbname}");
     if let Some(query) = query {
         out.push('?');
@@ -124,9 +141,18 @@ mod tests {
 
     #[test]
     fn replaces_the_database_of_a_url() {
-        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
         assert_eq!(with_database("postgresql://u@h", "x"), "postgresql://u@h/x");
-        assert_eq!(with_database("postgres://h/db?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
-        assert_eq!(with_database("host=h user=u", "x"), "host=h user=u dbname='x'");
+        assert_eq!(
+            with_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("host=h user=u", "x"),
+            "host=h user=u dbname='x'"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub struct LoadSummary {
     pub streams: u64,
 }
 
-/// Why a load failed; nothing is written then.
+/// Why a load failed; nothing is written then. Messages carry the database's own text.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// Some of the streams exist already (the same seed loaded before, for instance).
@@ -30,13 +30,20 @@ pub enum LoadError {
         "the store already holds some of these streams ({}): load into an empty store or pick another seed",
         crate::db::describe(.0)
     )]
-    StreamsExist(#[source] tokio_postgres::Error),
+    StreamsExist(tokio_postgres::Error),
     /// The event store tables are missing.
     #[error("cannot load events ({}): run `refract migrate` first", crate::db::describe(.0))]
-    NotMigrated(#[source] tokio_postgres::Error),
+    NotMigrated(tokio_postgres::Error),
     /// Any other database error.
     #[error("loading events failed: {}", crate::db::describe(.0))]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
+}
+
+// Not `#[from]`, which would also make it the `source()`: see `crate::db::DbError`.
+impl From<tokio_postgres::Error> for LoadError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        LoadError::Db(err)
+    }
 }
 
 struct StreamRow {
@@ -64,15 +71,18 @@ pub async fn load(
         .map_err(|err| {
             if err.code() == Some(&SqlState::UNDEFINED_TABLE) { LoadError::NotMigrated(err) } else { LoadError::Db(err) }
         })?;
-    let writer = BinaryCopyInWriter::new(sink, &[
-        Type::VARCHAR,
-        Type::INT8,
-        Type::UUID,
-        Type::VARCHAR,
-        Type::JSONB,
-        Type::JSONB,
-        Type::TIMESTAMPTZ,
-    ]);
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::VARCHAR,
+            Type::INT8,
+            Type::UUID,
+            Type::VARCHAR,
+            Type::JSONB,
+            Type::JSONB,
+            Type::TIMESTAMPTZ,
+        ],
+    );
     pin_mut!(writer);
     // Streams in order of first appearance, so that `streams.id` follows the log too.
     let mut order: Vec<String> = Vec::new();
@@ -97,7 +107,11 @@ pub async fn load(
             }
             None => {
                 order.push(event.stream_id.clone());
-                let row = StreamRow { version: event.version, created_at: event.timestamp, updated_at: event.timestamp };
+                let row = StreamRow {
+                    version: event.version,
+                    created_at: event.timestamp,
+                    updated_at: event.timestamp,
+                };
                 streams.insert(event.stream_id, row);
             }
         }
@@ -109,21 +123,42 @@ pub async fn load(
             "COPY {schema}.streams (stream_id, category, version, created_at, updated_at) FROM STDIN (FORMAT binary)"
         ))
         .await?;
-    let writer =
-        BinaryCopyInWriter::new(sink, &[Type::VARCHAR, Type::VARCHAR, Type::INT8, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ]);
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::VARCHAR,
+            Type::VARCHAR,
+            Type::INT8,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+        ],
+    );
     pin_mut!(writer);
     for stream_id in &order {
         let row = &streams[stream_id];
         writer
             .as_mut()
-            .write(&[stream_id, &category(stream_id), &row.version, &row.created_at, &row.updated_at])
+            .write(&[
+                stream_id,
+                &category(stream_id),
+                &row.version,
+                &row.created_at,
+                &row.updated_at,
+            ])
             .await?;
     }
     let stream_count = writer.as_mut().finish().await.map_err(streams_exist)?;
     tx.commit().await?;
-    Ok(LoadSummary { events, streams: stream_count })
+    Ok(LoadSummary {
+        events,
+        streams: stream_count,
+    })
 }
 
 fn streams_exist(err: tokio_postgres::Error) -> LoadError {
-    if err.code() == Some(&SqlState::UNIQUE_VIOLATION) { LoadError::StreamsExist(err) } else { LoadError::Db(err) }
+    if err.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        LoadError::StreamsExist(err)
+    } else {
+        LoadError::Db(err)
+    }
 }

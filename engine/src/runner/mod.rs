@@ -101,15 +101,21 @@ pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiv
         status: status.clone(),
         shutdown: shutdown.clone(),
     };
-    let mut tasks = JoinSet::new();
+    // Every component is compiled before any worker starts, so that projections starting
+    // from the same checkpoint join the coordinator together and share their reads.
+    let mut loaded = Vec::new();
     for path in loader::components_in(&config.projections_dir)? {
         match loader::load(&runtime, &path) {
-            Ok(loaded) => {
-                tracing::info!(projection = %loaded.name(), version = %loaded.description.version, path = %path.display(), "loaded");
-                tasks.spawn(worker::run(loaded, ctx.clone()));
+            Ok(projection) => {
+                tracing::info!(projection = %projection.name(), version = %projection.description.version, path = %path.display(), "loaded");
+                loaded.push(projection);
             }
             Err(error) => tracing::error!(%error, "component refused"),
         }
+    }
+    let mut tasks = JoinSet::new();
+    for projection in loaded {
+        tasks.spawn(worker::run(projection, ctx.clone()));
     }
     drop(ctx);
     if config.notify {

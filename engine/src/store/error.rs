@@ -102,7 +102,9 @@ pub enum StoreError {
         version: i64,
     },
     /// The event store tables are missing from the schema.
-    #[error("the event store tables are missing from schema {schema:?} ({detail}): run `refract migrate` first")]
+    #[error(
+        "the event store tables are missing from schema {schema:?} ({detail}): run `refract migrate` first"
+    )]
     NotMigrated {
         /// The schema.
         schema: String,
@@ -111,9 +113,21 @@ pub enum StoreError {
     },
     /// Any other database error.
     #[error("database error: {}", crate::db::describe(.0))]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
+}
+
+// Not `#[from]`: that would make the database error the `source()` too, and a report of the
+// chain would repeat the message this error already carries.
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        StoreError::Db(err)
+    }
 }
 
 fn describe_version(version: i64) -> String {
-    if version == 0 { "no stream (it does not exist)".to_owned() } else { format!("version {version}") }
+    if version == 0 {
+        "no stream (it does not exist)".to_owned()
+    } else {
+        format!("version {version}")
+    }
 }

@@ -32,7 +32,9 @@ pub const MAX_EVENT_TYPE_CHARS: usize = 500;
 /// The category of a stream: the part of its id before the first `-` (`order-123` → `order`),
 /// or the whole id when it has none.
 pub fn category(stream_id: &str) -> &str {
-    stream_id.split_once('-').map_or(stream_id, |(category, _)| category)
+    stream_id
+        .split_once('-')
+        .map_or(stream_id, |(category, _)| category)
 }
 
 /// Checks a stream id the way an append does, without touching the database.
@@ -65,8 +67,14 @@ struct Statements {
 impl EventStore {
     /// A store over the tables of `schema`, which must have been migrated.
     pub async fn new(client: Client, schema: &str) -> Result<Self, StoreError> {
-        let statements = Statements::prepare(&client, schema).await.map_err(|err| not_migrated(err, schema))?;
-        Ok(EventStore { client, schema: schema.to_owned(), statements })
+        let statements = Statements::prepare(&client, schema)
+            .await
+            .map_err(|err| not_migrated(err, schema))?;
+        Ok(EventStore {
+            client,
+            schema: schema.to_owned(),
+            statements,
+        })
     }
 
     /// The schema.
@@ -141,8 +149,13 @@ fn not_migrated(err: tokio_postgres::Error, schema: &str) -> StoreError {
     use tokio_postgres::error::SqlState;
     match err.code() {
         Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN => {
-            let detail = err.as_db_error().map_or_else(|| err.to_string(), |db| db.message().to_owned());
-            StoreError::NotMigrated { schema: schema.to_owned(), detail }
+            let detail = err
+                .as_db_error()
+                .map_or_else(|| err.to_string(), |db| db.message().to_owned());
+            StoreError::NotMigrated {
+                schema: schema.to_owned(),
+                detail,
+            }
         }
         _ => StoreError::Db(err),
     }
