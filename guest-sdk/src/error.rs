@@ -14,8 +14,8 @@ pub enum Error {
     /// An event's data (or metadata) does not have the shape of the type it is read into.
     #[error("{event}: {part} is not a valid {target}: {message}")]
     Payload {
-        /// The event.
-        event: EventRef,
+        /// The event (boxed: errors travel in every `Result` of a projection).
+        event: Box<EventRef>,
         /// `data` or `metadata`.
         part: &'static str,
         /// The Rust type it was read into, e.g. `ItemAdded`.

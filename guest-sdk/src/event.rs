@@ -139,7 +139,7 @@ impl Event {
         json: &'a [u8],
     ) -> Result<T, Error> {
         serde_json::from_slice(json).map_err(|error| Error::Payload {
-            event: self.reference(),
+            event: Box::new(self.reference()),
             part,
             target: short_type_name::<T>(),
             message: error.to_string(),
