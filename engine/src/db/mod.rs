@@ -40,6 +40,14 @@ pub enum DbError {
         /// The underlying error (its text is part of this error's message).
         error: tokio_postgres::Error,
     },
+    /// The server is older than PostgreSQL 13 (Refract needs `xid8` and `pg_current_xact_id()`).
+    #[error("PostgreSQL at {url} is version {version}; Refract needs PostgreSQL 13 or newer")]
+    TooOld {
+        /// The server's URL.
+        url: String,
+        /// Its `server_version`.
+        version: String,
+    },
     /// No server could be found or started (see [`discover`]).
     #[error(
         "no PostgreSQL server found: DATABASE_URL is not set, nothing accepts connections on \
