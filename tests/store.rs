@@ -633,3 +633,45 @@ async fn a_throwaway_cluster_serves_until_dropped() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn appends_continue_streams_written_by_writers_that_skip_the_streams_table()
+-> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut store = store(&db).await?;
+    // A script that inserts only events: no `streams` row, or one left behind.
+    store
+        .client()
+        .batch_execute(
+            "INSERT INTO events (stream_id, version, event_type, data) VALUES
+                ('order-raw', 1, 'OrderCreated', '{}'), ('order-raw', 2, 'ItemAdded', '{}');
+             INSERT INTO streams (stream_id, category, version) VALUES ('order-stale', 'order', 1);
+             INSERT INTO events (stream_id, version, event_type, data) VALUES
+                ('order-stale', 1, 'OrderCreated', '{}'), ('order-stale', 2, 'ItemAdded', '{}');",
+        )
+        .await?;
+    for stream in ["order-raw", "order-stale"] {
+        let err = store
+            .append(stream, ExpectedVersion::NoStream, &[event(1)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { actual: 2, .. }),
+            "{stream}: {err}"
+        );
+        let outcome = store
+            .append(stream, ExpectedVersion::Exact(2), &[event(3)])
+            .await?;
+        assert_eq!((outcome.first_version, outcome.last_version), (3, 3));
+        let version: i64 = store
+            .client()
+            .query_one(
+                "SELECT version FROM streams WHERE stream_id = $1",
+                &[&stream],
+            )
+            .await?
+            .get(0);
+        assert_eq!(version, 3, "{stream}: the streams row caught up");
+    }
+    Ok(())
+}

@@ -1,8 +1,8 @@
 //! Appending: optimistic concurrency through the `streams` row, idempotent on event ids.
 
 use serde_json::Value;
-use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::error::StoreError;
@@ -56,31 +56,23 @@ async fn append_in(
     let stream_id = request.stream_id.as_str();
     let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
 
-    // Lock first, then look for the ids: pipelined, but the lookup runs after the lock is
-    // held, so it sees whatever a concurrent append of the same events committed.
-    let (lock_params, find_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
-        ([&stream_id], [&ids]);
-    let (locked, found) = tokio::try_join!(
-        tx.query_opt(&st.lock_stream, &lock_params),
-        tx.query(&st.find_event_ids, &find_params)
-    )?;
-    let (actual, found) = match locked {
-        Some(row) => (row.get::<_, i64>(0), found),
-        None => {
-            let created = tx
-                .query_opt(&st.create_stream, &[&stream_id, &category(stream_id)])
-                .await?;
-            match created {
-                Some(row) => (row.get(0), found),
-                // A concurrent append created the stream meanwhile: lock it now, and look
-                // again, since that append may have carried these very events.
-                None => {
-                    let row = tx.query_one(&st.lock_stream, &[&stream_id]).await?;
-                    (row.get(0), tx.query(&st.find_event_ids, &[&ids]).await?)
-                }
-            }
+    // Lock the stream's row, creating it first if there is none. When a concurrent append
+    // creates it meanwhile, probe again: that append may have carried these very events.
+    let (locked, found, stored) = loop {
+        let (locked, found, stored) = probe(tx, st, stream_id, &ids).await?;
+        if let Some(version) = locked {
+            break (version, found, stored);
+        }
+        let created = tx
+            .query_opt(&st.create_stream, &[&stream_id, &category(stream_id)])
+            .await?;
+        if let Some(row) = created {
+            break (row.get::<_, i64>(0), found, stored);
         }
     };
+    // `streams` is authoritative for writers that keep it, but a writer that inserts only
+    // into `events` (psql, a script) leaves it behind: the stream is at the later of both.
+    let actual = locked.max(stored);
 
     if !found.is_empty() {
         return previous_outcome(request, &found);
@@ -128,12 +120,29 @@ async fn append_in(
     })
 }
 
+/// Locks the stream's row (if any), then — pipelined, but run after the lock is held, so
+/// they see what a concurrent append to the stream committed — finds which of `ids` are
+/// stored and the highest version in `events`. Returns (streams version, stored rows of
+/// `ids`, events version).
+async fn probe(
+    tx: &Transaction<'_>,
+    st: &Statements,
+    stream_id: &str,
+    ids: &[Uuid],
+) -> Result<(Option<i64>, Vec<Row>, i64), tokio_postgres::Error> {
+    let stream: [&(dyn ToSql + Sync); 1] = [&stream_id];
+    let ids: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (locked, found, stored) = tokio::try_join!(
+        tx.query_opt(&st.lock_stream, &stream),
+        tx.query(&st.find_event_ids, &ids),
+        tx.query_one(&st.stream_head, &stream),
+    )?;
+    Ok((locked.map(|row| row.get(0)), found, stored.get(0)))
+}
+
 /// The outcome of the original append when `found` (the stored rows of some of the request's
 /// ids) shows that this request is a retry of it; an error otherwise.
-fn previous_outcome(
-    request: &AppendRequest,
-    found: &[tokio_postgres::Row],
-) -> Result<AppendOutcome, StoreError> {
+fn previous_outcome(request: &AppendRequest, found: &[Row]) -> Result<AppendOutcome, StoreError> {
     let stored = |id: Uuid| found.iter().find(|row| row.get::<_, Uuid>(0) == id);
     let first = stored(request.events[0].event_id);
     let first_version = first

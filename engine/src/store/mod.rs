@@ -59,6 +59,7 @@ struct Statements {
     lock_stream: Statement,
     create_stream: Statement,
     find_event_ids: Statement,
+    stream_head: Statement,
     insert_events: Statement,
     read_stream: Statement,
     read_all: Statement,
@@ -112,6 +113,11 @@ impl Statements {
                 .prepare(&format!(
                     "SELECT event_id, stream_id::text, version, global_position FROM {events}
                       WHERE event_id = ANY($1::uuid[])"
+                ))
+                .await?,
+            stream_head: client
+                .prepare(&format!(
+                    "SELECT COALESCE(max(version), 0) FROM {events} WHERE stream_id = $1"
                 ))
                 .await?,
             // All events in one statement, numbered by their place in the arrays, and the
