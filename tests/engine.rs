@@ -19,19 +19,35 @@ const PATIENCE: Duration = Duration::from_secs(180);
 
 fn refract(args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new(BIN).args(args).output()?;
-    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "refract {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8(out.stdout)?)
 }
 
 fn generate(db: &TestDb, orders: u32, seed: u32) -> anyhow::Result<()> {
-    refract(&["generate", "orders", "--database-url", db.url(), "--orders", &orders.to_string(), "--seed", &seed.to_string()])?;
+    refract(&[
+        "generate",
+        "orders",
+        "--database-url",
+        db.url(),
+        "--orders",
+        &orders.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])?;
     Ok(())
 }
 
 async fn assert_read_models_exact(db: &TestDb) -> anyhow::Result<()> {
     let client = db.connect().await?;
     let expected = expected_from_db(&client, "public").await?;
-    assert!(!expected.order_summary.is_empty(), "the test wrote no orders");
+    assert!(
+        !expected.order_summary.is_empty(),
+        "the test wrote no orders"
+    );
     assert_same(&expected, &actual_from_db(&client).await?);
     Ok(())
 }
@@ -41,7 +57,13 @@ async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::
     let db = TestDb::migrated().await?;
     generate(&db, 800, 1)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+    let engine = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("engine.log"),
+        &[],
+    )?;
     let client = db.connect().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await?;
@@ -52,7 +74,10 @@ async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::
     assert_read_models_exact(&db).await?;
 
     // Stable names for any reader.
-    let n: i64 = client.query_one("SELECT count(*) FROM order_summary.order_summary", &[]).await?.get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM order_summary.order_summary", &[])
+        .await?
+        .get(0);
     assert!(n >= 1000, "{n} orders projected");
     Ok(())
 }
@@ -64,7 +89,10 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
     generate(&db, 13_000, 7)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
     std::fs::write(dir.path().join("order_summary.toml"), "batch_size = 700\n")?;
-    std::fs::write(dir.path().join("revenue_by_day.toml"), "batch_size = 1300\n")?;
+    std::fs::write(
+        dir.path().join("revenue_by_day.toml"),
+        "batch_size = 1300\n",
+    )?;
     let log = dir.path().join("engine.log");
     let client = db.connect().await?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -78,7 +106,10 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
         engine.kill();
         kills += 1;
     }
-    assert!(kills >= 3, "the engine was killed only {kills} times before it caught up");
+    assert!(
+        kills >= 3,
+        "the engine was killed only {kills} times before it caught up"
+    );
     let engine = EngineProcess::start(BIN, db.url(), dir.path(), &log, &[])?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await
@@ -88,7 +119,13 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
 async fn polling_alone_converges_without_notify() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &["--no-notify"])?;
+    let engine = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("engine.log"),
+        &["--no-notify"],
+    )?;
     generate(&db, 300, 3)?;
     let client = db.connect().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
@@ -100,16 +137,32 @@ async fn a_standby_engine_takes_over_when_the_owner_dies() -> anyhow::Result<()>
     let db = TestDb::migrated().await?;
     generate(&db, 300, 4)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let mut owner = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("owner.log"), &[])?;
+    let mut owner = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("owner.log"),
+        &[],
+    )?;
     let client = db.connect().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &owner).await?;
-    let standby = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("standby.log"), &[])?;
+    let standby = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("standby.log"),
+        &[],
+    )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     owner.kill();
     generate(&db, 300, 5)?;
     wait_caught_up(&client, &BOTH, PATIENCE, &standby).await?;
     assert_read_models_exact(&db).await?;
-    assert!(standby.log().contains("installed") || standby.log().contains("loaded"), "{}", standby.log());
+    assert!(
+        standby.log().contains("installed") || standby.log().contains("loaded"),
+        "{}",
+        standby.log()
+    );
     Ok(())
 }
 
@@ -119,13 +172,25 @@ async fn projections_at_the_head_share_one_scan_and_status_shows_them() -> anyho
     generate(&db, 500, 6)?;
     let client = db.connect().await?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let mut engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("first.log"), &[])?;
+    let mut engine = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("first.log"),
+        &[],
+    )?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
 
     tokio::time::sleep(Duration::from_millis(1500)).await; // one status publication
-    let status: serde_json::Value = serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
-    let projections = status["projections"].as_array().expect("a list of projections");
-    let names: Vec<&str> = projections.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let status: serde_json::Value =
+        serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
+    let projections = status["projections"]
+        .as_array()
+        .expect("a list of projections");
+    let names: Vec<&str> = projections
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, BOTH);
     for p in projections {
         assert_eq!(p["state"], "live", "{p}");

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{DEFAULT_DATABASE_URL, DbError, ThrowawayCluster, connect};
+use super::{ClusterError, DEFAULT_DATABASE_URL, DbError, ThrowawayCluster, connect};
 
 /// A reachable PostgreSQL server, as found by [`discover`].
 #[derive(Debug, Clone)]
@@ -33,28 +33,54 @@ impl Server {
 /// else a [`ThrowawayCluster`] started from the installed PostgreSQL binaries.
 pub async fn discover() -> Result<Server, DbError> {
     if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        connect(&url).await?;
+        check_version(&url).await?;
         return Ok(Server { url, cluster: None });
     }
-    match connect(DEFAULT_DATABASE_URL).await {
-        Ok(_) => {
-            return Ok(Server {
-                url: DEFAULT_DATABASE_URL.to_owned(),
-                cluster: None,
-            });
+    match check_version(DEFAULT_DATABASE_URL).await {
+        Ok(()) => {
+            let url = DEFAULT_DATABASE_URL.to_owned();
+            return Ok(Server { url, cluster: None });
         }
+        Err(err @ DbError::TooOld { .. }) => return Err(err),
         Err(err) => {
-            tracing::info!(error = %err, "no server on the default address; starting a throwaway cluster")
+            tracing::info!(error = %err, "no server on the default address; starting a throwaway cluster");
         }
     }
     let cluster = tokio::task::spawn_blocking(ThrowawayCluster::start)
         .await
-        .expect("starting the throwaway cluster panicked")
+        .map_err(|join| {
+            DbError::NotFound(ClusterError::Step {
+                step: "starting a cluster",
+                detail: join.to_string(),
+            })
+        })?
         .map_err(DbError::NotFound)?;
     let url = cluster.url();
-    connect(&url).await?;
+    check_version(&url).await?;
     Ok(Server {
         url,
         cluster: Some(Arc::new(cluster)),
     })
+}
+
+/// Connects to `url` and refuses servers older than PostgreSQL 13.
+async fn check_version(url: &str) -> Result<(), DbError> {
+    let client = connect(url).await?;
+    let query =
+        "SELECT current_setting('server_version_num')::int, current_setting('server_version')";
+    let row = client
+        .query_one(query, &[])
+        .await
+        .map_err(|error| DbError::Connect {
+            target: url.to_owned(),
+            reason: super::describe(&error),
+            error,
+        })?;
+    if row.get::<_, i32>(0) < 130_000 {
+        return Err(DbError::TooOld {
+            url: url.to_owned(),
+            version: row.get(1),
+        });
+    }
+    Ok(())
 }

@@ -34,7 +34,11 @@ pub enum Param {
 }
 
 impl ToSql for Param {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self {
             Param::Column(values) => values.to_sql(ty, out),
             Param::Scalar(Some(text)) => {
@@ -111,8 +115,15 @@ pub enum PlanError {
 /// What makes two upserts or deletes mergeable into one statement.
 #[derive(Debug, PartialEq, Eq)]
 enum Shape {
-    Upsert { table: String, key: Vec<String>, columns: Vec<(String, MergeRule)> },
-    Delete { table: String, key: Vec<String> },
+    Upsert {
+        table: String,
+        key: Vec<String>,
+        columns: Vec<(String, MergeRule)>,
+    },
+    Delete {
+        table: String,
+        key: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +157,9 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
     let mut run: Option<Run> = None;
     for (index, op) in ops.iter().enumerate() {
         let (shape, values) = match op {
-            Op::Upsert(upsert) => upsert_row(tables, index, &upsert.table, &upsert.key, &upsert.columns)?,
+            Op::Upsert(upsert) => {
+                upsert_row(tables, index, &upsert.table, &upsert.key, &upsert.columns)?
+            }
             Op::Delete(delete) => delete_row(tables, index, &delete.table, &delete.key)?,
             Op::Sql(statement) => {
                 statements.extend(run.take().map(|r| r.finish(tables)));
@@ -155,14 +168,19 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
                     .iter()
                     .enumerate()
                     .map(|(i, value)| {
-                        to_text(value).map(Param::Scalar).map_err(|error| PlanError::Value {
-                            index,
-                            column: format!("${}", i + 1),
-                            error,
-                        })
+                        to_text(value)
+                            .map(Param::Scalar)
+                            .map_err(|error| PlanError::Value {
+                                index,
+                                column: format!("${}", i + 1),
+                                error,
+                            })
                     })
                     .collect::<Result<_, _>>()?;
-                statements.push(Statement { sql: statement.sql.clone(), params });
+                statements.push(Statement {
+                    sql: statement.sql.clone(),
+                    params,
+                });
                 continue;
             }
         };
@@ -170,10 +188,16 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
             Shape::Upsert { key, .. } | Shape::Delete { key, .. } => key.len(),
         };
         let key: Vec<Option<String>> = values[..key_len].to_vec();
-        let continues = run.as_ref().is_some_and(|r| r.shape == shape && !r.keys.contains(&key));
+        let continues = run
+            .as_ref()
+            .is_some_and(|r| r.shape == shape && !r.keys.contains(&key));
         if !continues {
             statements.extend(run.take().map(|r| r.finish(tables)));
-            run = Some(Run { columns: vec![Vec::new(); values.len()], shape, keys: HashSet::new() });
+            run = Some(Run {
+                columns: vec![Vec::new(); values.len()],
+                shape,
+                keys: HashSet::new(),
+            });
         }
         let current = run.as_mut().expect("a run was just started");
         for (column, value) in current.columns.iter_mut().zip(values) {
@@ -197,12 +221,22 @@ fn upsert_row(
     for update in columns {
         check_column(tables, index, table, &update.column)?;
         if key_names.contains(&update.column) || names.iter().any(|(n, _)| n == &update.column) {
-            return Err(PlanError::DuplicateColumn { index, column: update.column.clone() });
+            return Err(PlanError::DuplicateColumn {
+                index,
+                column: update.column.clone(),
+            });
         }
         names.push((update.column.clone(), MergeRule::from(update.merge)));
         values.push(text(index, &update.column, &update.value)?);
     }
-    Ok((Shape::Upsert { table: table.to_owned(), key: key_names, columns: names }, values))
+    Ok((
+        Shape::Upsert {
+            table: table.to_owned(),
+            key: key_names,
+            columns: names,
+        },
+        values,
+    ))
 }
 
 fn delete_row(
@@ -212,7 +246,13 @@ fn delete_row(
     key: &[ColumnValue],
 ) -> Result<(Shape, Vec<Option<String>>), PlanError> {
     let (key_names, values) = key_values(tables, index, table, key)?;
-    Ok((Shape::Delete { table: table.to_owned(), key: key_names }, values))
+    Ok((
+        Shape::Delete {
+            table: table.to_owned(),
+            key: key_names,
+        },
+        values,
+    ))
 }
 
 fn key_values(
@@ -222,17 +262,26 @@ fn key_values(
     key: &[ColumnValue],
 ) -> Result<(Vec<String>, Vec<Option<String>>), PlanError> {
     if !tables.contains(table) {
-        return Err(PlanError::UnknownTable { index, table: table.to_owned() });
+        return Err(PlanError::UnknownTable {
+            index,
+            table: table.to_owned(),
+        });
     }
     if key.is_empty() {
-        return Err(PlanError::EmptyKey { index, table: table.to_owned() });
+        return Err(PlanError::EmptyKey {
+            index,
+            table: table.to_owned(),
+        });
     }
     let mut names: Vec<String> = Vec::with_capacity(key.len());
     let mut values = Vec::with_capacity(key.len());
     for column in key {
         check_column(tables, index, table, &column.column)?;
         if names.contains(&column.column) {
-            return Err(PlanError::DuplicateColumn { index, column: column.column.clone() });
+            return Err(PlanError::DuplicateColumn {
+                index,
+                column: column.column.clone(),
+            });
         }
         names.push(column.column.clone());
         values.push(text(index, &column.column, &column.value)?);
@@ -243,12 +292,20 @@ fn key_values(
 fn check_column(tables: &Tables, index: usize, table: &str, column: &str) -> Result<(), PlanError> {
     match tables.column_type(table, column) {
         Some(_) => Ok(()),
-        None => Err(PlanError::UnknownColumn { index, table: table.to_owned(), column: column.to_owned() }),
+        None => Err(PlanError::UnknownColumn {
+            index,
+            table: table.to_owned(),
+            column: column.to_owned(),
+        }),
     }
 }
 
 fn text(index: usize, column: &str, value: &Value) -> Result<Option<String>, PlanError> {
-    to_text(value).map_err(|error| PlanError::Value { index, column: column.to_owned(), error })
+    to_text(value).map_err(|error| PlanError::Value {
+        index,
+        column: column.to_owned(),
+        error,
+    })
 }
 
 impl Run {
@@ -256,23 +313,42 @@ impl Run {
         let schema = quote_ident(tables.schema());
         let params = self.columns.into_iter().map(Param::Column).collect();
         let sql = match &self.shape {
-            Shape::Upsert { table, key, columns } if columns.is_empty() => {
+            Shape::Upsert {
+                table,
+                key,
+                columns,
+            } if columns.is_empty() => {
                 let names: Vec<&str> = key.iter().map(String::as_str).collect();
                 format!(
                     "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
                     t = quote_ident(table),
-                    cols = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", "),
+                    cols = names
+                        .iter()
+                        .map(|n| quote_ident(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     casts = casts(tables, table, &names),
                     unnest = unnest(&names),
                 )
             }
-            Shape::Upsert { table, key, columns } => {
+            Shape::Upsert {
+                table,
+                key,
+                columns,
+            } => {
                 // UPDATE the rows that exist, then INSERT the others, in one statement. Not
                 // `INSERT … ON CONFLICT DO UPDATE`: PostgreSQL checks NOT NULL on the proposed
                 // row before it finds the conflict, so an upsert naming only the columns it
                 // changes would fail on an existing row.
-                let names: Vec<&str> = key.iter().map(String::as_str).chain(columns.iter().map(|(n, _)| n.as_str())).collect();
-                let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
+                let names: Vec<&str> = key
+                    .iter()
+                    .map(String::as_str)
+                    .chain(columns.iter().map(|(n, _)| n.as_str()))
+                    .collect();
+                let aliases = (0..names.len())
+                    .map(|i| format!("c{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let sets = columns
                     .iter()
                     .enumerate()
@@ -287,16 +363,28 @@ impl Run {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let matches = |left: &str| {
-                    key.iter().enumerate().map(|(i, k)| format!("{left}.{} = u.c{i}", quote_ident(k))).collect::<Vec<_>>().join(" AND ")
+                    key.iter()
+                        .enumerate()
+                        .map(|(i, k)| format!("{left}.{} = u.c{i}", quote_ident(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
                 };
-                let returning = key.iter().map(|k| format!("t.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
+                let returning = key
+                    .iter()
+                    .map(|k| format!("t.{}", quote_ident(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 format!(
                     "WITH u ({aliases}) AS (SELECT {casts} FROM {unnest}), \
                      updated AS (UPDATE {schema}.{t} AS t SET {sets} FROM u WHERE {on_t} RETURNING {returning}) \
                      INSERT INTO {schema}.{t} ({cols}) SELECT {aliases} FROM u \
                      WHERE NOT EXISTS (SELECT 1 FROM updated WHERE {on_updated})",
                     t = quote_ident(table),
-                    cols = names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", "),
+                    cols = names
+                        .iter()
+                        .map(|n| quote_ident(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     casts = casts(tables, table, &names),
                     unnest = unnest(&names),
                     on_t = matches("t"),
@@ -309,12 +397,18 @@ impl Run {
                     .iter()
                     .enumerate()
                     .map(|(i, name)| {
-                        let ty = tables.column_type(table, name).expect("columns were checked");
+                        let ty = tables
+                            .column_type(table, name)
+                            .expect("columns were checked");
                         format!("t.{} = u.c{i}::{ty}", quote_ident(name))
                     })
                     .collect::<Vec<_>>()
                     .join(" AND ");
-                format!("DELETE FROM {schema}.{t} AS t USING {unnest} WHERE {matches}", t = quote_ident(table), unnest = unnest(&names))
+                format!(
+                    "DELETE FROM {schema}.{t} AS t USING {unnest} WHERE {matches}",
+                    t = quote_ident(table),
+                    unnest = unnest(&names)
+                )
             }
         };
         Statement { sql, params }
@@ -323,8 +417,14 @@ impl Run {
 
 /// `unnest($1::text[], $2::text[], …) AS u(c0, c1, …)` for `names`.
 fn unnest(names: &[&str]) -> String {
-    let arrays = (1..=names.len()).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
-    let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
+    let arrays = (1..=names.len())
+        .map(|i| format!("${i}::text[]"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let aliases = (0..names.len())
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("unnest({arrays}) AS u({aliases})")
 }
 
@@ -333,7 +433,14 @@ fn casts(tables: &Tables, table: &str, names: &[&str]) -> String {
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| format!("u.c{i}::{}", tables.column_type(table, name).expect("columns were checked")))
+        .map(|(i, name)| {
+            format!(
+                "u.c{i}::{}",
+                tables
+                    .column_type(table, name)
+                    .expect("columns were checked")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -346,19 +453,36 @@ mod tests {
     fn tables() -> Tables {
         Tables::from_columns(
             "proj",
-            [("totals", vec![("id", "uuid"), ("n", "integer"), ("amount", "numeric(12,2)")]), ("log", vec![("k", "text")])],
+            [
+                (
+                    "totals",
+                    vec![
+                        ("id", "uuid"),
+                        ("n", "integer"),
+                        ("amount", "numeric(12,2)"),
+                    ],
+                ),
+                ("log", vec![("k", "text")]),
+            ],
         )
     }
 
     fn id(n: u8) -> ColumnValue {
-        ColumnValue { column: "id".into(), value: Value::Uuid(format!("00000000-0000-0000-0000-0000000000{n:02}")) }
+        ColumnValue {
+            column: "id".into(),
+            value: Value::Uuid(format!("00000000-0000-0000-0000-0000000000{n:02}")),
+        }
     }
 
     fn upsert(n: u8, merge: Merge) -> Op {
         Op::Upsert(Upsert {
             table: "totals".into(),
             key: vec![id(n)],
-            columns: vec![ColumnUpdate { column: "n".into(), value: Value::Int(1), merge }],
+            columns: vec![ColumnUpdate {
+                column: "n".into(),
+                value: Value::Int(1),
+                merge,
+            }],
         })
     }
 
@@ -375,13 +499,25 @@ mod tests {
              INSERT INTO \"proj\".\"totals\" (\"id\", \"n\") SELECT c0, c1 FROM u \
              WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.\"id\" = u.c0)"
         );
-        assert_eq!(statements[0].params[1], Param::Column(vec![Some("1".into()); 3]));
+        assert_eq!(
+            statements[0].params[1],
+            Param::Column(vec![Some("1".into()); 3])
+        );
     }
 
     #[test]
     fn order_is_kept_across_shapes_and_repeated_keys() {
-        let delete = Op::Delete(Delete { table: "totals".into(), key: vec![id(1)] });
-        let ops = vec![upsert(1, Merge::Set), upsert(2, Merge::Set), upsert(1, Merge::Set), delete, upsert(3, Merge::KeepIfPresent)];
+        let delete = Op::Delete(Delete {
+            table: "totals".into(),
+            key: vec![id(1)],
+        });
+        let ops = vec![
+            upsert(1, Merge::Set),
+            upsert(2, Merge::Set),
+            upsert(1, Merge::Set),
+            delete,
+            upsert(3, Merge::KeepIfPresent),
+        ];
         let statements = plan(&tables(), &ops).unwrap();
         let kinds: Vec<(&str, usize)> = statements
             .iter()
@@ -394,13 +530,23 @@ mod tests {
             })
             .collect();
         // The repeated key 1 starts a new statement; the delete and the other merge rule too.
-        assert_eq!(kinds, [("WITH u", 2), ("WITH u", 1), ("DELETE", 1), ("WITH u", 1)]);
-        assert!(statements[3].sql.contains("SET \"n\" = COALESCE(t.\"n\", u.c1)"));
+        assert_eq!(
+            kinds,
+            [("WITH u", 2), ("WITH u", 1), ("DELETE", 1), ("WITH u", 1)]
+        );
+        assert!(
+            statements[3]
+                .sql
+                .contains("SET \"n\" = COALESCE(t.\"n\", u.c1)")
+        );
     }
 
     #[test]
     fn raw_statements_keep_their_text_and_bind_their_values() {
-        let op = Op::Sql(SqlStatement { sql: "DELETE FROM log WHERE k = $1".into(), params: vec![Value::Text("x".into())] });
+        let op = Op::Sql(SqlStatement {
+            sql: "DELETE FROM log WHERE k = $1".into(),
+            params: vec![Value::Text("x".into())],
+        });
         let statements = plan(&tables(), &[upsert(1, Merge::Set), op]).unwrap();
         assert_eq!(statements.len(), 2);
         assert_eq!(statements[1].sql, "DELETE FROM log WHERE k = $1");
@@ -409,17 +555,49 @@ mod tests {
 
     #[test]
     fn refuses_what_the_projection_does_not_own() {
-        let other = Op::Delete(Delete { table: "events".into(), key: vec![id(1)] });
-        assert_eq!(plan(&tables(), &[other]), Err(PlanError::UnknownTable { index: 0, table: "events".into() }));
+        let other = Op::Delete(Delete {
+            table: "events".into(),
+            key: vec![id(1)],
+        });
+        assert_eq!(
+            plan(&tables(), &[other]),
+            Err(PlanError::UnknownTable {
+                index: 0,
+                table: "events".into()
+            })
+        );
         let bad_column = Op::Upsert(Upsert {
             table: "totals".into(),
             key: vec![id(1)],
-            columns: vec![ColumnUpdate { column: "n; DROP TABLE x".into(), value: Value::Int(1), merge: Merge::Set }],
+            columns: vec![ColumnUpdate {
+                column: "n; DROP TABLE x".into(),
+                value: Value::Int(1),
+                merge: Merge::Set,
+            }],
         });
-        assert!(matches!(plan(&tables(), &[upsert(1, Merge::Set), bad_column]), Err(PlanError::UnknownColumn { index: 1, .. })));
-        let no_key = Op::Delete(Delete { table: "totals".into(), key: vec![] });
-        assert!(matches!(plan(&tables(), &[no_key]), Err(PlanError::EmptyKey { .. })));
-        let bad_value = Op::Upsert(Upsert { table: "totals".into(), key: vec![ColumnValue { column: "id".into(), value: Value::Uuid("nope".into()) }], columns: vec![] });
-        assert!(matches!(plan(&tables(), &[bad_value]), Err(PlanError::Value { .. })));
+        assert!(matches!(
+            plan(&tables(), &[upsert(1, Merge::Set), bad_column]),
+            Err(PlanError::UnknownColumn { index: 1, .. })
+        ));
+        let no_key = Op::Delete(Delete {
+            table: "totals".into(),
+            key: vec![],
+        });
+        assert!(matches!(
+            plan(&tables(), &[no_key]),
+            Err(PlanError::EmptyKey { .. })
+        ));
+        let bad_value = Op::Upsert(Upsert {
+            table: "totals".into(),
+            key: vec![ColumnValue {
+                column: "id".into(),
+                value: Value::Uuid("nope".into()),
+            }],
+            columns: vec![],
+        });
+        assert!(matches!(
+            plan(&tables(), &[bad_value]),
+            Err(PlanError::Value { .. })
+        ));
     }
 }

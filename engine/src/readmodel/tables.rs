@@ -13,7 +13,10 @@ pub struct Tables {
 
 impl Tables {
     /// Reads the tables of `schema` and their columns' types from the catalog.
-    pub async fn load(client: &impl GenericClient, schema: &str) -> Result<Self, tokio_postgres::Error> {
+    pub async fn load(
+        client: &impl GenericClient,
+        schema: &str,
+    ) -> Result<Self, tokio_postgres::Error> {
         let rows = client
             .query(
                 "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
@@ -26,18 +29,37 @@ impl Tables {
             .await?;
         let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for row in rows {
-            tables.entry(row.get(0)).or_default().insert(row.get(1), row.get(2));
+            tables
+                .entry(row.get(0))
+                .or_default()
+                .insert(row.get(1), row.get(2));
         }
-        Ok(Tables { schema: schema.to_owned(), tables })
+        Ok(Tables {
+            schema: schema.to_owned(),
+            tables,
+        })
     }
 
     /// Tables as given, for tests and tools that know them without a catalog.
-    pub fn from_columns<'a>(schema: &str, tables: impl IntoIterator<Item = (&'a str, Vec<(&'a str, &'a str)>)>) -> Self {
+    pub fn from_columns<'a>(
+        schema: &str,
+        tables: impl IntoIterator<Item = (&'a str, Vec<(&'a str, &'a str)>)>,
+    ) -> Self {
         let tables = tables
             .into_iter()
-            .map(|(t, cols)| (t.to_owned(), cols.into_iter().map(|(c, ty)| (c.to_owned(), ty.to_owned())).collect()))
+            .map(|(t, cols)| {
+                (
+                    t.to_owned(),
+                    cols.into_iter()
+                        .map(|(c, ty)| (c.to_owned(), ty.to_owned()))
+                        .collect(),
+                )
+            })
             .collect();
-        Tables { schema: schema.to_owned(), tables }
+        Tables {
+            schema: schema.to_owned(),
+            tables,
+        }
     }
 
     /// The schema these tables live in.
@@ -52,7 +74,11 @@ impl Tables {
 
     /// The columns of `table` with their SQL types, by name.
     pub fn columns(&self, table: &str) -> impl Iterator<Item = (&str, &str)> {
-        self.tables.get(table).into_iter().flatten().map(|(c, t)| (c.as_str(), t.as_str()))
+        self.tables
+            .get(table)
+            .into_iter()
+            .flatten()
+            .map(|(c, t)| (c.as_str(), t.as_str()))
     }
 
     /// Whether `table` exists.

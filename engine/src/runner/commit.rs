@@ -36,7 +36,9 @@ impl CommitError {
 
 /// A database error as PostgreSQL put it: SQLSTATE, message, detail and hint.
 pub fn describe(error: &tokio_postgres::Error) -> String {
-    let Some(db) = error.as_db_error() else { return error.to_string() };
+    let Some(db) = error.as_db_error() else {
+        return error.to_string();
+    };
     let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
     for extra in [db.detail(), db.hint()].into_iter().flatten() {
         text.push_str("; ");
@@ -69,7 +71,11 @@ pub async fn commit_batch(
 ) -> Result<(), CommitError> {
     let tx = client.transaction().await?;
     // Raw SQL operations of the guest name the projection's tables unqualified.
-    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(projection_schema))).await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {}",
+        quote_ident(projection_schema)
+    ))
+    .await?;
     let moved = tx
         .execute(
             &format!(
@@ -81,7 +87,10 @@ pub async fn commit_batch(
         )
         .await?;
     if moved != 1 {
-        return Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from });
+        return Err(CommitError::CheckpointMoved {
+            name: name.to_owned(),
+            expected: from,
+        });
     }
     readmodel::execute(&tx, statements).await?;
     tx.commit().await?;
@@ -89,7 +98,11 @@ pub async fn commit_batch(
 }
 
 /// The committed checkpoint of `name`, read back from the database.
-pub async fn read_checkpoint(client: &Client, store_schema: &str, name: &str) -> Result<Cursor, tokio_postgres::Error> {
+pub async fn read_checkpoint(
+    client: &Client,
+    store_schema: &str,
+    name: &str,
+) -> Result<Cursor, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
@@ -99,5 +112,8 @@ pub async fn read_checkpoint(client: &Client, store_schema: &str, name: &str) ->
             &[&name],
         )
         .await?;
-    Ok(row.map_or(Cursor::START, |r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    Ok(row.map_or(Cursor::START, |r| Cursor {
+        transaction_id: r.get(0),
+        position: r.get(1),
+    }))
 }

@@ -76,7 +76,13 @@ impl Coordinator {
         wakeups: Wakeups,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Coordinator { reader, control, members: BTreeMap::new(), wakeups, shutdown }
+        Coordinator {
+            reader,
+            control,
+            members: BTreeMap::new(),
+            wakeups,
+            shutdown,
+        }
     }
 
     /// Replaces the reader (after its connection was lost); members keep their cursors.
@@ -117,8 +123,22 @@ impl Coordinator {
 
     fn handle(&mut self, message: Control) {
         match message {
-            Control::Join { name, subscription, batch_size, cursor, batches } => {
-                self.members.insert(name, Member { subscription, batch_size, cursor, batches });
+            Control::Join {
+                name,
+                subscription,
+                batch_size,
+                cursor,
+                batches,
+            } => {
+                self.members.insert(
+                    name,
+                    Member {
+                        subscription,
+                        batch_size,
+                        cursor,
+                        batches,
+                    },
+                );
             }
             Control::Leave { name } => {
                 self.members.remove(&name);
@@ -147,14 +167,25 @@ impl Coordinator {
                 continue;
             }
             let filter = Subscription::union(members.iter().map(|m| &m.subscription));
-            let limit = members.iter().map(|m| m.batch_size).min().unwrap_or(1).max(1);
-            let batch = self.reader.read(cursor, horizon, head, &filter, limit).await?;
+            let limit = members
+                .iter()
+                .map(|m| m.batch_size)
+                .min()
+                .unwrap_or(1)
+                .max(1);
+            let batch = self
+                .reader
+                .read(cursor, horizon, head, &filter, limit)
+                .await?;
             if batch.to == cursor {
                 continue;
             }
             let batch = Arc::new(batch);
             for name in names {
-                let member = self.members.get_mut(&name).expect("grouped from the members");
+                let member = self
+                    .members
+                    .get_mut(&name)
+                    .expect("grouped from the members");
                 if member.batches.try_send(batch.clone()).is_ok() {
                     member.cursor = batch.to;
                 } else {

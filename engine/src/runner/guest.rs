@@ -30,7 +30,12 @@ pub struct Guest {
 
 impl Guest {
     /// Instantiates `projector` on a new thread.
-    pub async fn spawn(projector: Projector, name: &str, limits: Limits, rows: Box<dyn RowSource>) -> Result<Guest, WasmError> {
+    pub async fn spawn(
+        projector: Projector,
+        name: &str,
+        limits: Limits,
+        rows: Box<dyn RowSource>,
+    ) -> Result<Guest, WasmError> {
         let (calls, incoming) = mpsc::channel::<Call>();
         let (ready, started) = oneshot::channel();
         let label = name.to_owned();
@@ -57,7 +62,9 @@ impl Guest {
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the guest thread: {e}")))?;
-        started.await.map_err(|_| WasmError::Engine("the guest thread ended while starting".into()))??;
+        started
+            .await
+            .map_err(|_| WasmError::Engine("the guest thread ended while starting".into()))??;
         Ok(Guest { calls })
     }
 
@@ -65,7 +72,13 @@ impl Guest {
     pub async fn apply(&self, batch: Arc<Batch>, selected: Option<Vec<Event>>) -> ApplyResult {
         let (reply, result) = oneshot::channel();
         let gone = || WasmError::Engine("the guest thread has ended".into());
-        self.calls.send(Call { batch, selected, reply }).map_err(|_| gone())?;
+        self.calls
+            .send(Call {
+                batch,
+                selected,
+                reply,
+            })
+            .map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
 }

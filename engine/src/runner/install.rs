@@ -43,35 +43,60 @@ pub enum Installed {
 
 /// Makes the database hold `loaded`'s schema, tables, registry entry and checkpoint, in one
 /// transaction. The caller owns the projection (holds its lock).
-pub async fn install(client: &mut Client, store_schema: &str, loaded: &Loaded) -> Result<Installed, InstallError> {
+pub async fn install(
+    client: &mut Client,
+    store_schema: &str,
+    loaded: &Loaded,
+) -> Result<Installed, InstallError> {
     let name = loaded.name();
-    if name == store_schema || name == "public" || name.starts_with("pg_") || name == "information_schema" {
+    if name == store_schema
+        || name == "public"
+        || name.starts_with("pg_")
+        || name == "information_schema"
+    {
         return Err(InstallError::Reserved(name.to_owned()));
     }
     let store = quote_ident(store_schema);
     let schema = quote_ident(name);
     let tx = client.transaction().await?;
     let installed: Option<String> = tx
-        .query_opt(&format!("SELECT content_hash FROM {store}.refract_projections WHERE name = $1 FOR UPDATE"), &[&name])
+        .query_opt(
+            &format!(
+                "SELECT content_hash FROM {store}.refract_projections WHERE name = $1 FOR UPDATE"
+            ),
+            &[&name],
+        )
         .await?
         .map(|row| row.get(0));
     let outcome = match installed {
         Some(hash) if hash == loaded.content_hash => return Ok(Installed::Unchanged),
         Some(_) => {
-            tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+            tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await?;
             Installed::Replaced
         }
         None => {
-            let exists = tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name]).await?.is_some();
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
+                .await?
+                .is_some();
             if exists {
                 return Err(InstallError::ForeignSchema(name.to_owned()));
             }
             Installed::Created
         }
     };
-    tx.batch_execute(&format!("CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}")).await?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+    ))
+    .await?;
     for table in &loaded.description.tables {
-        tx.batch_execute(&table.ddl).await.map_err(|source| InstallError::Ddl { name: name.to_owned(), source })?;
+        tx.batch_execute(&table.ddl)
+            .await
+            .map_err(|source| InstallError::Ddl {
+                name: name.to_owned(),
+                source,
+            })?;
     }
     let description = serde_json::json!({
         "version": loaded.description.version,

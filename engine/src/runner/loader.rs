@@ -25,7 +25,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512 }
+        Settings {
+            batch_size: 5_000,
+            deadline_ms: 30_000,
+            max_memory_mib: 512,
+        }
     }
 }
 
@@ -76,7 +80,9 @@ pub enum LoadError {
         source: WasmError,
     },
     /// The component describes itself with a name that cannot be a schema name.
-    #[error("{path}: projection name {name:?} is invalid: use 1 to 63 lowercase letters, digits and `_`, starting with a letter")]
+    #[error(
+        "{path}: projection name {name:?} is invalid: use 1 to 63 lowercase letters, digits and `_`, starting with a letter"
+    )]
     Name {
         /// The component file.
         path: PathBuf,
@@ -111,7 +117,10 @@ impl Loaded {
 
 /// The `.wasm` files in `dir`, sorted.
 pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir { dir: dir.to_owned(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
@@ -123,13 +132,29 @@ pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Reads, compiles and describes the component at `path`, with its sidecar settings.
 pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
     let settings = read_settings(&path.with_extension("toml"))?;
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let content_hash = format!("{:x}", Sha256::digest(&bytes));
-    let wasm = |source| LoadError::Wasm { path: path.to_owned(), source };
+    let wasm = |source| LoadError::Wasm {
+        path: path.to_owned(),
+        source,
+    };
     let projector = runtime.load(&bytes).map_err(wasm)?;
-    let description = projector.instantiate(&description_label(path), &settings.limits(), Box::new(NoRows)).and_then(|mut i| i.describe()).map_err(wasm)?;
+    let description = projector
+        .instantiate(
+            &description_label(path),
+            &settings.limits(),
+            Box::new(NoRows),
+        )
+        .and_then(|mut i| i.describe())
+        .map_err(wasm)?;
     if !valid_name(&description.name) {
-        return Err(LoadError::Name { path: path.to_owned(), name: description.name });
+        return Err(LoadError::Name {
+            path: path.to_owned(),
+            name: description.name,
+        });
     }
     Ok(Loaded {
         path: path.to_owned(),
@@ -142,14 +167,23 @@ pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
 }
 
 fn description_label(path: &Path) -> String {
-    path.file_stem().map_or_else(|| "component".to_owned(), |s| s.to_string_lossy().into_owned())
+    path.file_stem().map_or_else(
+        || "component".to_owned(),
+        |s| s.to_string_lossy().into_owned(),
+    )
 }
 
 fn read_settings(path: &Path) -> Result<Settings, LoadError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| LoadError::Settings { path: path.to_owned(), message: e.to_string() }),
+        Ok(text) => toml::from_str(&text).map_err(|e| LoadError::Settings {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(source) => Err(LoadError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(LoadError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -170,7 +204,14 @@ mod tests {
         for ok in ["order_summary", "a", "v2_orders"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", "Order", "2orders", "order-summary", "public\"", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Order",
+            "2orders",
+            "order-summary",
+            "public\"",
+            &"a".repeat(64),
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

@@ -50,20 +50,34 @@ impl LogReader {
               WHERE e.transaction_id < $1::bigint::text::xid8
               ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
         );
-        LogReader { client, read, head, reads: 0 }
+        LogReader {
+            client,
+            read,
+            head,
+            reads: 0,
+        }
     }
 
     /// The visibility horizon: every transaction whose id is below it has finished, so the
     /// events below it are final.
     pub async fn horizon(&self) -> Result<i64, tokio_postgres::Error> {
-        let row = self.client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?;
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                &[],
+            )
+            .await?;
         Ok(row.get(0))
     }
 
     /// The cursor of the last event below `horizon`, if any.
     pub async fn head(&self, horizon: i64) -> Result<Option<Cursor>, tokio_postgres::Error> {
         let row = self.client.query_opt(&self.head, &[&horizon]).await?;
-        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+        Ok(row.map(|r| Cursor {
+            transaction_id: r.get(0),
+            position: r.get(1),
+        }))
     }
 
     /// Up to `limit` events after `from` and below `horizon` that `filter` receives. When
@@ -83,14 +97,24 @@ impl LogReader {
             .client
             .query(
                 &self.read,
-                &[&from.transaction_id, &from.position, &horizon, &filter.event_types, &filter.categories, &limit_param],
+                &[
+                    &from.transaction_id,
+                    &from.position,
+                    &horizon,
+                    &filter.event_types,
+                    &filter.categories,
+                    &limit_param,
+                ],
             )
             .await?;
         let full = rows.len() >= limit;
         let mut to = from;
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
-            to = Cursor { transaction_id: row.get(0), position: row.get(1) };
+            to = Cursor {
+                transaction_id: row.get(0),
+                position: row.get(1),
+            };
             let event_id: uuid::Uuid = row.get(4);
             let metadata: Option<String> = row.get(7);
             let timestamp: chrono::DateTime<chrono::Utc> = row.get(8);
@@ -108,6 +132,11 @@ impl LogReader {
         if !full && let Some(head) = head {
             to = to.max(head);
         }
-        Ok(Batch { from, to, events, at_head: !full })
+        Ok(Batch {
+            from,
+            to,
+            events,
+            at_head: !full,
+        })
     }
 }

@@ -69,7 +69,13 @@ pub struct Report {
 /// Reads the report of the store in `schema`.
 pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgres::Error> {
     let s = quote_ident(schema);
-    let head: i64 = client.query_one(&format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"), &[]).await?.get(0);
+    let head: i64 = client
+        .query_one(
+            &format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"),
+            &[],
+        )
+        .await?
+        .get(0);
     let rows = client
         .query(
             &format!(
@@ -123,5 +129,8 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
         )
         .await?
         .map(|r| HorizonHolder { pid: r.get(0), database: r.get(1), application: r.get(2), since: r.get(3), query: r.get(4) });
-    Ok(Report { projections, horizon_held_by: holder })
+    Ok(Report {
+        projections,
+        horizon_held_by: holder,
+    })
 }

@@ -50,7 +50,9 @@ impl Kind {
     }
 
     fn value(self, text: Option<String>) -> Result<Value, String> {
-        let Some(text) = text else { return Ok(Value::Null) };
+        let Some(text) = text else {
+            return Ok(Value::Null);
+        };
         let bad = |e: &dyn std::fmt::Display| format!("cannot read {text:?}: {e}");
         Ok(match self {
             Kind::Int => Value::Int(text.parse().map_err(|e| bad(&e))?),
@@ -66,6 +68,13 @@ impl Kind {
     }
 }
 
+/// A prepared read of one table by one set of key columns: its SQL and the columns it returns.
+#[derive(Debug)]
+struct RowQuery {
+    sql: String,
+    columns: Vec<(String, Kind)>,
+}
+
 /// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
 /// it while the query runs. The engine calls into the guest only when every earlier batch of
 /// the projection is committed, so a read sees the state the batch builds on.
@@ -74,18 +83,28 @@ pub struct DbRows {
     handle: Handle,
     tables: Tables,
     /// Select statements by (table, key columns).
-    queries: HashMap<(String, Vec<String>), (String, Vec<(String, Kind)>)>,
+    queries: HashMap<(String, Vec<String>), RowQuery>,
 }
 
 impl DbRows {
     /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`.
     pub fn new(client: Arc<Client>, handle: Handle, tables: Tables) -> Self {
-        DbRows { client, handle, tables, queries: HashMap::new() }
+        DbRows {
+            client,
+            handle,
+            tables,
+            queries: HashMap::new(),
+        }
     }
 
-    fn query(&mut self, table: &str, key: &[ColumnValue]) -> Result<&(String, Vec<(String, Kind)>), String> {
+    /// The query reading `table` by the columns of `key`, prepared on first use.
+    fn query<'q>(
+        queries: &'q mut HashMap<(String, Vec<String>), RowQuery>,
+        tables: &Tables,
+        table: &str,
+        key: &[ColumnValue],
+    ) -> Result<&'q RowQuery, String> {
         let names: Vec<String> = key.iter().map(|k| k.column.clone()).collect();
-        let tables = &self.tables;
         if !tables.contains(table) {
             return Err(format!("table {table:?} is not a table of this projection"));
         }
@@ -94,48 +113,74 @@ impl DbRows {
                 return Err(format!("table {table:?} has no column {name:?}"));
             }
         }
-        let entry = self.queries.entry((table.to_owned(), names.clone())).or_insert_with(|| {
-            let columns: Vec<(String, Kind)> = tables
-                .columns(table)
-                .map(|(name, ty)| (name.to_owned(), Kind::of(ty)))
-                .collect();
-            let select = columns.iter().map(|(n, k)| k.select(&quote_ident(n))).collect::<Vec<_>>().join(", ");
-            let filter = names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    format!("{} = ${}::{}", quote_ident(n), i + 1, tables.column_type(table, n).expect("checked above"))
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let sql = format!(
-                "SELECT {select} FROM {}.{} WHERE {filter}",
-                quote_ident(tables.schema()),
-                quote_ident(table)
-            );
-            (sql, columns)
-        });
+        let entry = queries
+            .entry((table.to_owned(), names.clone()))
+            .or_insert_with(|| {
+                let columns: Vec<(String, Kind)> = tables
+                    .columns(table)
+                    .map(|(name, ty)| (name.to_owned(), Kind::of(ty)))
+                    .collect();
+                let select = columns
+                    .iter()
+                    .map(|(n, k)| k.select(&quote_ident(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let filter = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        format!(
+                            "{} = ${}::{}",
+                            quote_ident(n),
+                            i + 1,
+                            tables.column_type(table, n).expect("checked above")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let sql = format!(
+                    "SELECT {select} FROM {}.{} WHERE {filter}",
+                    quote_ident(tables.schema()),
+                    quote_ident(table)
+                );
+                RowQuery { sql, columns }
+            });
         Ok(entry)
     }
 }
 
 impl RowSource for DbRows {
-    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
+    fn get_row(
+        &mut self,
+        table: &str,
+        key: &[ColumnValue],
+    ) -> Result<Option<Vec<ColumnValue>>, String> {
         let params: Vec<Param> = key
             .iter()
-            .map(|k| to_text(&k.value).map(Param::Scalar).map_err(|e| format!("key column {:?}: {e}", k.column)))
+            .map(|k| {
+                to_text(&k.value)
+                    .map(Param::Scalar)
+                    .map_err(|e| format!("key column {:?}: {e}", k.column))
+            })
             .collect::<Result<_, _>>()?;
-        let (client, handle) = (self.client.clone(), self.handle.clone());
-        let (sql, columns) = self.query(table, key)?.clone();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let row = handle
-            .block_on(client.query_opt(sql.as_str(), &refs))
+        let query = Self::query(&mut self.queries, &self.tables, table, key)?;
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let row = self
+            .handle
+            .block_on(self.client.query_opt(query.sql.as_str(), &refs))
             .map_err(|e| format!("reading {table:?}: {e}"))?;
         let Some(row) = row else { return Ok(None) };
-        columns
+        query
+            .columns
             .iter()
             .enumerate()
-            .map(|(i, (name, kind))| Ok(ColumnValue { column: name.clone(), value: kind.value(row.get(i))? }))
+            .map(|(i, (name, kind))| {
+                Ok(ColumnValue {
+                    column: name.clone(),
+                    value: kind.value(row.get(i))?,
+                })
+            })
             .collect::<Result<Vec<_>, String>>()
             .map(Some)
     }

@@ -71,7 +71,8 @@ enum SessionError {
 /// Runs the worker of `loaded` until the engine shuts down.
 pub async fn run(loaded: Loaded, ctx: WorkerContext) {
     let name = loaded.name().to_owned();
-    ctx.status.register(&name, &loaded.content_hash, &loaded.description.version);
+    ctx.status
+        .register(&name, &loaded.content_hash, &loaded.description.version);
     let mut backoff = Duration::from_millis(100);
     let mut shutdown = ctx.shutdown.clone();
     loop {
@@ -104,7 +105,10 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
     let name = loaded.name();
     let mut client = crate::db::connect(&ctx.database_url).await?;
     let owned: bool = client
-        .query_one("SELECT pg_try_advisory_lock(hashtextextended('refract.projection.' || $1, 0))", &[&name])
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended('refract.projection.' || $1, 0))",
+            &[&name],
+        )
         .await?
         .get(0);
     if !owned {
@@ -113,7 +117,9 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
     }
     match install(&mut client, &ctx.store_schema, loaded).await {
         Ok(Installed::Unchanged) => {}
-        Ok(outcome) => tracing::info!(projection = %name, ?outcome, version = %loaded.description.version, "installed"),
+        Ok(outcome) => {
+            tracing::info!(projection = %name, ?outcome, version = %loaded.description.version, "installed")
+        }
         Err(InstallError::Db(e)) if is_transient(&e) => return Err(SessionError::Db(e)),
         Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None)),
     }
@@ -125,8 +131,19 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
     });
 
     let rows_client = Arc::new(crate::db::connect(&ctx.database_url).await?);
-    let rows = DbRows::new(rows_client, tokio::runtime::Handle::current(), tables.clone());
-    let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
+    let rows = DbRows::new(
+        rows_client,
+        tokio::runtime::Handle::current(),
+        tables.clone(),
+    );
+    let guest = match Guest::spawn(
+        loaded.projector.clone(),
+        name,
+        loaded.settings.limits(),
+        Box::new(rows),
+    )
+    .await
+    {
         Ok(guest) => guest,
         Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None)),
     };
@@ -165,7 +182,13 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
                         .global_position
                         .and_then(|p| batch.events.iter().find(|e| e.global_position == p))
                         .map(|e| e.event_id.clone());
-                    return Ok(fail(ctx, name, error.message, error.global_position, event_id));
+                    return Ok(fail(
+                        ctx,
+                        name,
+                        error.message,
+                        error.global_position,
+                        event_id,
+                    ));
                 }
                 Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
             }
@@ -174,7 +197,17 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             Ok(statements) => statements,
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
         };
-        match commit_batch(&mut client, &ctx.store_schema, name, name, batch.from, batch.to, &statements).await {
+        match commit_batch(
+            &mut client,
+            &ctx.store_schema,
+            name,
+            name,
+            batch.from,
+            batch.to,
+            &statements,
+        )
+        .await
+        {
             Ok(()) => {}
             Err(error) if error.is_transient() => return Err(error.into()),
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
@@ -182,7 +215,11 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         cursor = batch.to;
         ctx.status.update(name, |s| {
             s.committed(cursor, count as u64);
-            s.state = if batch.at_head { State::Live } else { State::CatchingUp };
+            s.state = if batch.at_head {
+                State::Live
+            } else {
+                State::CatchingUp
+            };
         });
     }
 }
@@ -193,11 +230,23 @@ fn select(loaded: &Loaded, batch: &Batch) -> Option<Vec<crate::wasm::types::Even
     if batch.events.iter().all(|e| sub.matches(e)) {
         return None;
     }
-    Some(batch.events.iter().filter(|e| sub.matches(e)).cloned().collect())
+    Some(
+        batch
+            .events
+            .iter()
+            .filter(|e| sub.matches(e))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// Marks the projection failed by an error that belongs to a whole batch.
-fn fail_batch(ctx: &WorkerContext, name: &str, batch: &Batch, error: impl Into<BatchFailure>) -> SessionEnd {
+fn fail_batch(
+    ctx: &WorkerContext,
+    name: &str,
+    batch: &Batch,
+    error: impl Into<BatchFailure>,
+) -> SessionEnd {
     let message = format!(
         "{} (batch after position {} up to {})",
         error.into().0,
@@ -226,11 +275,21 @@ impl From<CommitError> for BatchFailure {
     }
 }
 
-fn fail(ctx: &WorkerContext, name: &str, message: String, position: Option<i64>, event_id: Option<String>) -> SessionEnd {
+fn fail(
+    ctx: &WorkerContext,
+    name: &str,
+    message: String,
+    position: Option<i64>,
+    event_id: Option<String>,
+) -> SessionEnd {
     tracing::error!(projection = %name, position, event_id, "projection failed: {message}");
     ctx.status.update(name, |s| {
         s.state = State::Failed;
-        s.last_error = Some(LastError { message, position, event_id });
+        s.last_error = Some(LastError {
+            message,
+            position,
+            event_id,
+        });
     });
     SessionEnd::Failed
 }

@@ -4,9 +4,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::Limits;
 use super::bindings::host::{self, Level};
 use super::bindings::types::ColumnValue;
-use super::Limits;
 
 /// Reads rows of a projection's own tables for the guest's `get-row` import.
 ///
@@ -15,7 +15,11 @@ use super::Limits;
 pub trait RowSource: Send {
     /// The committed row of `table` whose key is `key`, or `None`. An error is a message for
     /// the guest (an unknown table or column, a lost connection).
-    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String>;
+    fn get_row(
+        &mut self,
+        table: &str,
+        key: &[ColumnValue],
+    ) -> Result<Option<Vec<ColumnValue>>, String>;
 }
 
 /// A [`RowSource`] for projections that never read their tables back: every row is absent.
@@ -61,7 +65,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -70,15 +77,29 @@ impl host::Host for HostState {
         let projection = self.projection.as_str();
         let fields = GuestFields(&fields);
         match level {
-            Level::Trace => tracing::trace!(target: "refract::guest", projection, %fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "refract::guest", projection, %fields, "{message}"),
-            Level::Info => tracing::info!(target: "refract::guest", projection, %fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "refract::guest", projection, %fields, "{message}"),
-            Level::Error => tracing::error!(target: "refract::guest", projection, %fields, "{message}"),
+            Level::Trace => {
+                tracing::trace!(target: "refract::guest", projection, %fields, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "refract::guest", projection, %fields, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "refract::guest", projection, %fields, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "refract::guest", projection, %fields, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "refract::guest", projection, %fields, "{message}")
+            }
         }
     }
 
-    fn get_row(&mut self, table: String, key: Vec<ColumnValue>) -> Result<Option<Vec<ColumnValue>>, String> {
+    fn get_row(
+        &mut self,
+        table: String,
+        key: Vec<ColumnValue>,
+    ) -> Result<Option<Vec<ColumnValue>>, String> {
         self.rows.get_row(&table, &key)
     }
 }
