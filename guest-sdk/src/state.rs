@@ -148,15 +148,19 @@ impl State {
         let index = self.table_index(table)?;
         let entry = self.caches[index].entry(&key);
         let was_clean = entry.write.is_clean();
-        let updates: Vec<ColumnUpdate> = changes
-            .iter()
-            .map(|(column, change)| change.to_update(column))
-            .collect();
-        entry.row = match mem::take(&mut entry.row) {
-            Known::Unknown => Known::Unknown,
-            Known::Absent => Known::Present(upsert_row(None, &key, &updates)?),
-            Known::Present(row) => Known::Present(upsert_row(Some(row), &key, &updates)?),
+        // Keep a cached row current; a row never read stays unknown, at no cost.
+        let stored = match mem::take(&mut entry.row) {
+            Known::Unknown => None,
+            Known::Absent => Some(None),
+            Known::Present(row) => Some(Some(row)),
         };
+        if let Some(stored) = stored {
+            let updates: Vec<ColumnUpdate> = changes
+                .iter()
+                .map(|(column, change)| change.to_update(column))
+                .collect();
+            entry.row = Known::Present(upsert_row(stored, &key, &updates)?);
+        }
         for (column, change) in changes {
             entry.write.combine(column, change)?;
         }
@@ -188,8 +192,8 @@ impl State {
             if !write.changes.is_empty() {
                 let columns = write
                     .changes
-                    .iter()
-                    .map(|(column, change)| change.to_update(column))
+                    .into_iter()
+                    .map(|(column, change)| change.into_update(column))
                     .collect();
                 ops.push(Op::Upsert {
                     table: table.clone(),
@@ -279,6 +283,18 @@ enum Change {
 }
 
 impl Change {
+    fn into_update(self, column: String) -> ColumnUpdate {
+        let (value, merge) = match self {
+            Change::Set(value) => (value, Merge::Set),
+            Change::Add(value) => (value, Merge::Add),
+        };
+        ColumnUpdate {
+            column,
+            value,
+            merge,
+        }
+    }
+
     fn to_update(&self, column: &str) -> ColumnUpdate {
         let (value, merge) = match self {
             Change::Set(value) => (value, Merge::Set),
