@@ -1,11 +1,11 @@
 //! Translating a batch's write operations into few set-based statements.
 //!
-//! Consecutive operations of the same shape (same table, same columns, same merge rules)
-//! become one statement over `unnest` of text arrays: one multi-row upsert or delete instead
-//! of one statement per row. Order is kept: a run ends where the shape changes, and where a
-//! key repeats inside a run (one `INSERT … ON CONFLICT` cannot touch a row twice).
+//! Operations of the same shape (same table, same columns, same merge rules) become one
+//! statement over `unnest` of text arrays: one multi-row upsert or delete instead of one
+//! statement per row. What order can change is kept: writes to one row stay in order, and a
+//! raw SQL statement sees everything before it and nothing after (see [`Segment`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::error::Error;
 
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
@@ -143,18 +143,17 @@ impl From<Merge> for MergeRule {
     }
 }
 
-/// A run of same-shaped operations being gathered into one statement.
+/// Same-shaped operations gathered into one statement.
 struct Run {
     shape: Shape,
     /// One text array per column (key columns first).
     columns: Vec<Vec<Option<String>>>,
-    keys: HashSet<Vec<Option<String>>>,
 }
 
 /// Plans the statements that apply `ops` to the tables in `tables`, in order.
 pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
     let mut statements = Vec::new();
-    let mut run: Option<Run> = None;
+    let mut segment = Segment::default();
     for (index, op) in ops.iter().enumerate() {
         let (shape, values) = match op {
             Op::Upsert(upsert) => {
@@ -162,51 +161,91 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
             }
             Op::Delete(delete) => delete_row(tables, index, &delete.table, &delete.key)?,
             Op::Sql(statement) => {
-                statements.extend(run.take().map(|r| r.finish(tables)));
-                let params = statement
-                    .params
-                    .iter()
-                    .enumerate()
-                    .map(|(i, value)| {
-                        to_text(value)
-                            .map(Param::Scalar)
-                            .map_err(|error| PlanError::Value {
-                                index,
-                                column: format!("${}", i + 1),
-                                error,
-                            })
-                    })
-                    .collect::<Result<_, _>>()?;
-                statements.push(Statement {
-                    sql: statement.sql.clone(),
-                    params,
-                });
+                // A raw statement may touch any row: everything before it runs first.
+                segment.flush(tables, &mut statements);
+                statements.push(raw(index, &statement.sql, &statement.params)?);
                 continue;
             }
         };
-        let key_len = match &shape {
-            Shape::Upsert { key, .. } | Shape::Delete { key, .. } => key.len(),
+        segment.add(shape, values);
+    }
+    segment.flush(tables, &mut statements);
+    Ok(statements)
+}
+
+fn raw(index: usize, sql: &str, params: &[Value]) -> Result<Statement, PlanError> {
+    let params = params
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            to_text(value)
+                .map(Param::Scalar)
+                .map_err(|error| PlanError::Value {
+                    index,
+                    column: format!("${}", i + 1),
+                    error,
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Statement {
+        sql: sql.to_owned(),
+        params,
+    })
+}
+
+/// The upserts and deletes between two raw statements. Writes to different rows commute, so
+/// they are gathered by shape whatever their order; writes to the same row keep theirs through
+/// layers: the n-th write of a row in the segment goes to layer n, and layers run in order.
+/// Within a layer a row appears at most once, as one statement may touch a row only once.
+#[derive(Default)]
+struct Segment {
+    /// Writes so far per row: (table, key values).
+    writes: HashMap<(String, Vec<Option<String>>), usize>,
+    /// Per layer, one run per shape, in order of first appearance.
+    layers: Vec<Vec<Run>>,
+}
+
+impl Segment {
+    fn add(&mut self, shape: Shape, values: Vec<Option<String>>) {
+        let (table, key_len) = match &shape {
+            Shape::Upsert { table, key, .. } | Shape::Delete { table, key } => {
+                (table.clone(), key.len())
+            }
         };
-        let key: Vec<Option<String>> = values[..key_len].to_vec();
-        let continues = run
-            .as_ref()
-            .is_some_and(|r| r.shape == shape && !r.keys.contains(&key));
-        if !continues {
-            statements.extend(run.take().map(|r| r.finish(tables)));
-            run = Some(Run {
-                columns: vec![Vec::new(); values.len()],
-                shape,
-                keys: HashSet::new(),
-            });
+        let seen = self
+            .writes
+            .entry((table, values[..key_len].to_vec()))
+            .or_insert(0);
+        let layer = *seen;
+        *seen += 1;
+        if self.layers.len() <= layer {
+            self.layers.push(Vec::new());
         }
-        let current = run.as_mut().expect("a run was just started");
-        for (column, value) in current.columns.iter_mut().zip(values) {
+        let runs = &mut self.layers[layer];
+        let run = match runs.iter().position(|r| r.shape == shape) {
+            Some(i) => &mut runs[i],
+            None => {
+                runs.push(Run {
+                    columns: vec![Vec::new(); values.len()],
+                    shape,
+                });
+                runs.last_mut().expect("just pushed")
+            }
+        };
+        for (column, value) in run.columns.iter_mut().zip(values) {
             column.push(value);
         }
-        current.keys.insert(key);
     }
-    statements.extend(run.map(|r| r.finish(tables)));
-    Ok(statements)
+
+    fn flush(&mut self, tables: &Tables, statements: &mut Vec<Statement>) {
+        statements.extend(
+            self.layers
+                .drain(..)
+                .flatten()
+                .map(|run| run.finish(tables)),
+        );
+        self.writes.clear();
+    }
 }
 
 fn upsert_row(
@@ -529,15 +568,60 @@ mod tests {
                 (&s.sql[..6], rows)
             })
             .collect();
-        // The repeated key 1 starts a new statement; the delete and the other merge rule too.
+        // Rows 1 and 2 first, row 3 with its merge rule in the same layer; row 1's second
+        // write and then its delete after them, in that order.
         assert_eq!(
             kinds,
-            [("WITH u", 2), ("WITH u", 1), ("DELETE", 1), ("WITH u", 1)]
+            [("WITH u", 2), ("WITH u", 1), ("WITH u", 1), ("DELETE", 1)]
         );
         assert!(
-            statements[3]
+            statements[1]
                 .sql
                 .contains("SET \"n\" = COALESCE(t.\"n\", u.c1)")
+        );
+        assert_eq!(
+            statements[2].params[0],
+            Param::Column(vec![to_text(&id(1).value).unwrap()])
+        );
+    }
+
+    #[test]
+    fn interleaved_tables_still_become_one_statement_each() {
+        let log = |k: &str| {
+            Op::Upsert(Upsert {
+                table: "log".into(),
+                key: vec![ColumnValue {
+                    column: "k".into(),
+                    value: Value::Text(k.into()),
+                }],
+                columns: vec![],
+            })
+        };
+        let ops = vec![
+            upsert(1, Merge::Set),
+            log("a"),
+            upsert(2, Merge::Set),
+            log("b"),
+            upsert(3, Merge::Set),
+        ];
+        let statements = plan(&tables(), &ops).unwrap();
+        assert_eq!(statements.len(), 2, "{statements:#?}");
+    }
+
+    #[test]
+    fn a_raw_statement_sees_every_write_before_it_and_none_after() {
+        let raw = Op::Sql(SqlStatement {
+            sql: "SELECT 1".into(),
+            params: vec![],
+        });
+        let statements = plan(
+            &tables(),
+            &[upsert(1, Merge::Set), raw, upsert(2, Merge::Set)],
+        )
+        .unwrap();
+        assert_eq!(
+            statements.iter().map(|s| &s.sql[..6]).collect::<Vec<_>>(),
+            ["WITH u", "SELECT", "WITH u"]
         );
     }
 

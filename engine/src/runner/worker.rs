@@ -172,6 +172,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         }
         let selected = select(loaded, &batch);
         let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
+        let started = std::time::Instant::now();
         let ops = if count == 0 {
             Vec::new()
         } else {
@@ -193,6 +194,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
                 Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
             }
         };
+        let applied = started.elapsed();
         let statements = match plan(&tables, &ops) {
             Ok(statements) => statements,
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
@@ -212,6 +214,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             Err(error) if error.is_transient() => return Err(error.into()),
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
         }
+        tracing::debug!(projection = %name, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
         cursor = batch.to;
         ctx.status.update(name, |s| {
             s.committed(cursor, count as u64);
