@@ -399,3 +399,54 @@ async fn generate_and_append_into_an_unmigrated_database_say_to_migrate() -> any
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_event_id_used_twice_in_the_input_is_a_bad_line() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let id = Uuid::new_v4();
+    let input = format!(
+        "{{\"stream_id\": \"a-1\", \"type\": \"A\", \"data\": {{}}, \"event_id\": \"{id}\"}}\n\
+         {{\"stream_id\": \"a-2\", \"type\": \"A\", \"data\": {{}}, \"event_id\": \"{id}\"}}\n"
+    );
+    let out = append(&db, &input, &[])?;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("line 2: event_id {id} is already used on line 1")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(event_count(&db).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_commands_work_in_another_schema() -> anyhow::Result<()> {
+    let db = TestDb::create().await?;
+    let url = db.url();
+    let migrated = refract(&["migrate", "--database-url", url, "--schema", "es"], "")?;
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let input = r#"{"stream_id": "a-1", "type": "A", "data": {}}"#;
+    let appended = append(&db, input, &["--schema", "es"])?;
+    assert!(appended.status.success(), "{}", stderr(&appended));
+    let generated = refract(
+        &[
+            "generate",
+            "orders",
+            "--database-url",
+            url,
+            "--schema",
+            "es",
+            "--orders",
+            "20",
+        ],
+        "",
+    )?;
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let client = db.connect().await?;
+    let streams: i64 = client
+        .query_one("SELECT count(*) FROM es.streams", &[])
+        .await?
+        .get(0);
+    assert_eq!(streams, 21);
+    Ok(())
+}
