@@ -121,10 +121,12 @@ fn target(config: &Config) -> String {
 /// else the innermost cause. (`tokio_postgres::Error`'s own `Display` says only "db error".)
 pub fn describe(err: &tokio_postgres::Error) -> String {
     if let Some(db) = err.as_db_error() {
-        return match db.detail() {
-            Some(detail) => format!("{} ({detail})", db.message()),
-            None => db.message().to_owned(),
-        };
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        for extra in [db.detail(), db.hint()].into_iter().flatten() {
+            text.push_str(": ");
+            text.push_str(extra);
+        }
+        return text;
     }
     reason(err)
 }

@@ -19,7 +19,7 @@ pub enum CommitError {
         expected: Cursor,
     },
     /// PostgreSQL refused or failed the transaction.
-    #[error("{}", describe(.0))]
+    #[error("{}", crate::db::describe(.0))]
     Db(#[from] tokio_postgres::Error),
 }
 
@@ -32,19 +32,6 @@ impl CommitError {
             CommitError::Db(e) => is_transient(e),
         }
     }
-}
-
-/// A database error as PostgreSQL put it: SQLSTATE, message, detail and hint.
-pub fn describe(error: &tokio_postgres::Error) -> String {
-    let Some(db) = error.as_db_error() else {
-        return error.to_string();
-    };
-    let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-    for extra in [db.detail(), db.hint()].into_iter().flatten() {
-        text.push_str("; ");
-        text.push_str(extra);
-    }
-    text
 }
 
 /// Whether a database error is worth retrying (see [`CommitError::is_transient`]).

@@ -17,7 +17,7 @@ pub enum InstallError {
     #[error("projection name {0:?} is reserved (the event store's schema or a system schema)")]
     Reserved(String),
     /// The projection's DDL failed.
-    #[error("creating the tables of {name}: {}", super::commit::describe(.source))]
+    #[error("creating the tables of {name}: {}", crate::db::describe(.source))]
     Ddl {
         /// The projection.
         name: String,
@@ -25,7 +25,7 @@ pub enum InstallError {
         source: tokio_postgres::Error,
     },
     /// Anything else the database said.
-    #[error("{}", super::commit::describe(.0))]
+    #[error("{}", crate::db::describe(.0))]
     Db(#[from] tokio_postgres::Error),
 }
 

@@ -27,6 +27,7 @@ mod rows;
 pub mod status;
 pub mod subscription;
 mod worker;
+mod written;
 
 use std::path::PathBuf;
 use std::sync::Arc;

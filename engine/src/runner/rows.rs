@@ -1,12 +1,13 @@
 //! The guest's `get-row`: reading a row of the projection's own tables from PostgreSQL.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
+use super::written::WrittenKeys;
 use crate::readmodel::{Param, Tables, quote_ident, to_text};
 use crate::wasm::RowSource;
 use crate::wasm::types::{ColumnValue, Value};
@@ -82,17 +83,25 @@ pub struct DbRows {
     client: Arc<Client>,
     handle: Handle,
     tables: Tables,
+    written: Arc<Mutex<WrittenKeys>>,
     /// Select statements by (table, key columns).
     queries: HashMap<(String, Vec<String>), RowQuery>,
 }
 
 impl DbRows {
-    /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`.
-    pub fn new(client: Arc<Client>, handle: Handle, tables: Tables) -> Self {
+    /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`;
+    /// rows that `written` knows cannot exist are answered without a query.
+    pub fn new(
+        client: Arc<Client>,
+        handle: Handle,
+        tables: Tables,
+        written: Arc<Mutex<WrittenKeys>>,
+    ) -> Self {
         DbRows {
             client,
             handle,
             tables,
+            written,
             queries: HashMap::new(),
         }
     }
@@ -164,6 +173,14 @@ impl RowSource for DbRows {
             })
             .collect::<Result<_, _>>()?;
         let query = Self::query(&mut self.queries, &self.tables, table, key)?;
+        let may_exist = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .may_exist(table, key);
+        if !may_exist {
+            return Ok(None);
+        }
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let row = self

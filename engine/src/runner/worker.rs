@@ -6,20 +6,22 @@
 //! trusts nothing it remembers: it drops the guest instance (whose memory may hold state of a
 //! batch that never committed), reconnects, reads its checkpoint back and starts again there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::commit::{CommitError, commit_batch, describe, is_transient, read_checkpoint};
+use super::commit::{CommitError, commit_batch, is_transient, read_checkpoint};
 use super::coordinator::Control;
+use super::cursor::Cursor;
 use super::guest::Guest;
 use super::install::{InstallError, Installed, install};
 use super::loader::Loaded;
 use super::reader::Batch;
 use super::rows::DbRows;
 use super::status::{LastError, State, StatusBoard};
-use crate::readmodel::{Tables, plan};
+use super::written::WrittenKeys;
+use crate::readmodel::{Tables, plan, quote_ident};
 use crate::wasm::WasmError;
 
 /// How often a standby engine tries to take a projection over.
@@ -56,7 +58,7 @@ enum SessionEnd {
 /// An error that ends a session; the worker starts a new one after a pause.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("database: {}", describe(.0))]
+    #[error("database: {}", crate::db::describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Connect(#[from] crate::db::DbError),
@@ -130,11 +132,19 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         s.state = State::CatchingUp;
     });
 
+    let written = Arc::new(Mutex::new(
+        if cursor == Cursor::START && tables_empty(&client, &tables).await? {
+            WrittenKeys::empty()
+        } else {
+            WrittenKeys::unknown()
+        },
+    ));
     let rows_client = Arc::new(crate::db::connect(&ctx.database_url).await?);
     let rows = DbRows::new(
         rows_client,
         tokio::runtime::Handle::current(),
         tables.clone(),
+        written.clone(),
     );
     let guest = match Guest::spawn(
         loaded.projector.clone(),
@@ -215,6 +225,10 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
         }
         tracing::debug!(projection = %name, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
+        written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(&ops);
         cursor = batch.to;
         ctx.status.update(name, |s| {
             s.committed(cursor, count as u64);
@@ -225,6 +239,24 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             };
         });
     }
+}
+
+/// Whether every table of the projection is empty.
+async fn tables_empty(
+    client: &tokio_postgres::Client,
+    tables: &Tables,
+) -> Result<bool, tokio_postgres::Error> {
+    for table in tables.names() {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.{})",
+            quote_ident(tables.schema()),
+            quote_ident(table)
+        );
+        if client.query_one(sql.as_str(), &[]).await?.get::<_, bool>(0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The events of `batch` that `loaded` subscribes to, or `None` when that is all of them.
