@@ -220,3 +220,41 @@ async fn projections_at_the_head_share_one_scan_and_status_shows_them() -> anyho
     assert!(reads <= APPENDS + 3, "{reads} reads for {APPENDS} appends");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_names_the_transaction_that_holds_the_horizon_back() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    let engine = EngineProcess::start(
+        BIN,
+        db.url(),
+        dir.path(),
+        &dir.path().join("engine.log"),
+        &[],
+    )?;
+    let client = db.connect().await?;
+    generate(&db, 20, 8)?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+
+    // A transaction that has written something stays open: events committed after it began
+    // are below no horizon until it ends.
+    let mut holder = db.connect().await?;
+    let tx = holder.transaction().await?;
+    let pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    tx.query_one("SELECT pg_current_xact_id()", &[]).await?;
+    generate(&db, 20, 9)?;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let status: serde_json::Value =
+        serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
+    assert_eq!(status["horizon_held_by"]["pid"], pid, "{status:#}");
+    assert!(
+        remaining(&client, BOTH[0]).await? > 0,
+        "events behind an open transaction were projected"
+    );
+    let table = refract(&["status", "--database-url", db.url()])?;
+    assert!(table.contains(&format!("backend {pid}")), "{table}");
+
+    tx.rollback().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await
+}

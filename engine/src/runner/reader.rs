@@ -1,5 +1,7 @@
 //! Reading the log in cursor order, below the visibility horizon.
 
+use std::collections::HashMap;
+
 use tokio_postgres::Client;
 
 use super::cursor::Cursor;
@@ -132,11 +134,90 @@ impl LogReader {
         if !full && let Some(head) = head {
             to = to.max(head);
         }
+        put_streams_in_version_order(&mut events);
         Ok(Batch {
             from,
             to,
             events,
             at_head: !full,
         })
+    }
+}
+
+/// Puts the events of each stream in version order, each stream keeping the slots its events
+/// occupy in the batch.
+///
+/// Log order is commit order, by transaction id; a transaction that took its id early (by
+/// writing elsewhere first) and appended to a stream after a later-numbered one did, comes
+/// first, with the higher version. Inside a batch the engine restores version order; the batch
+/// is applied and committed as a whole, so the checkpoint is unaffected.
+fn put_streams_in_version_order(events: &mut [Event]) {
+    let mut last: HashMap<&str, i64> = HashMap::with_capacity(events.len());
+    let mut disordered = false;
+    for event in events.iter() {
+        let previous = last.insert(&event.stream_id, event.stream_version);
+        disordered |= previous.is_some_and(|v| v > event.stream_version);
+    }
+    if !disordered {
+        return;
+    }
+    let mut slots: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, event) in events.iter().enumerate() {
+        slots.entry(event.stream_id.clone()).or_default().push(i);
+    }
+    for indices in slots.into_values().filter(|i| i.len() > 1) {
+        let mut stream: Vec<Event> = indices.iter().map(|&i| events[i].clone()).collect();
+        stream.sort_by_key(|e| e.stream_version);
+        for (slot, event) in indices.into_iter().zip(stream) {
+            events[slot] = event;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: i64, stream: &str, version: i64) -> Event {
+        Event {
+            global_position: position,
+            stream_id: stream.into(),
+            stream_version: version,
+            event_id: String::new(),
+            event_type: String::new(),
+            data: Vec::new(),
+            metadata: Vec::new(),
+            timestamp: 0,
+        }
+    }
+
+    fn order(events: &[Event]) -> Vec<(&str, i64)> {
+        events
+            .iter()
+            .map(|e| (e.stream_id.as_str(), e.stream_version))
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_committed_out_of_version_order_is_put_back_in_order() {
+        let mut events = vec![
+            event(9, "b", 2),
+            event(3, "a", 1),
+            event(5, "b", 1),
+            event(7, "a", 2),
+            event(8, "b", 3),
+        ];
+        put_streams_in_version_order(&mut events);
+        assert_eq!(
+            order(&events),
+            [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 3)]
+        );
+    }
+
+    #[test]
+    fn ordered_batches_are_left_alone() {
+        let mut events = vec![event(1, "a", 1), event(2, "b", 1), event(3, "a", 2)];
+        put_streams_in_version_order(&mut events);
+        assert_eq!(order(&events), [("a", 1), ("b", 1), ("a", 2)]);
     }
 }
