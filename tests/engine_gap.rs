@@ -13,7 +13,7 @@ use anyhow::{bail, ensure};
 use chrono::{DateTime, Utc};
 use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{EngineProcess, projections_dir, wait_caught_up};
+use refract_test_harness::engine::{EngineProcess, start_over, wait_caught_up};
 use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
 use refract_test_harness::workload::Workload;
 use tokio_postgres::Client;
@@ -28,14 +28,7 @@ async fn concurrent_writers_committing_out_of_order_lose_and_duplicate_nothing()
 -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let client = db.connect().await?;
-    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let mut engine = EngineProcess::start(
-        BIN,
-        db.url(),
-        dir.path(),
-        &dir.path().join("engine.log"),
-        &[],
-    )?;
+    let (_dir, mut engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
     wait_tailing(&client, &engine).await?;
 
     let report = Workload::default().run(db.url(), "public").await?;

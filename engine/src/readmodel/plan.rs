@@ -361,11 +361,7 @@ impl Run {
                 format!(
                     "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
                     t = quote_ident(table),
-                    cols = names
-                        .iter()
-                        .map(|n| quote_ident(n))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    cols = column_list(&names),
                     casts = casts(tables, table, &names),
                     unnest = unnest(&names),
                 )
@@ -419,11 +415,7 @@ impl Run {
                      INSERT INTO {schema}.{t} ({cols}) SELECT {aliases} FROM u \
                      WHERE NOT EXISTS (SELECT 1 FROM updated WHERE {on_updated})",
                     t = quote_ident(table),
-                    cols = names
-                        .iter()
-                        .map(|n| quote_ident(n))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    cols = column_list(&names),
                     casts = casts(tables, table, &names),
                     unnest = unnest(&names),
                     on_t = matches("t"),
@@ -452,6 +444,15 @@ impl Run {
         };
         Statement { sql, params }
     }
+}
+
+/// `"a", "b", …`: the quoted column names.
+fn column_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `unnest($1::text[], $2::text[], …) AS u(c0, c1, …)` for `names`.

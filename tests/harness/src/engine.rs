@@ -76,6 +76,19 @@ impl Drop for EngineProcess {
     }
 }
 
+/// Starts `bin run` against `url` over a new directory holding copies of `components`,
+/// logging to `engine.log` in it; returns the directory (removed when dropped) and the process.
+pub fn start_over(
+    bin: &str,
+    url: &str,
+    components: &[&str],
+    extra: &[&str],
+) -> anyhow::Result<(tempfile::TempDir, EngineProcess)> {
+    let dir = projections_dir(components)?;
+    let engine = EngineProcess::start(bin, url, dir.path(), &dir.path().join("engine.log"), extra)?;
+    Ok((dir, engine))
+}
+
 /// A directory holding copies of `components` (paths of `.wasm` files), for `--projections`.
 pub fn projections_dir(components: &[&str]) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
