@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use refract_sdk::{Cents, Date, Error, Event, Row, Timestamp, Uuid};
 
+pub mod spec;
+
 /// Events and the read models they lead to.
 #[derive(Debug, Clone)]
 pub struct Fixture {
