@@ -17,12 +17,12 @@ pub enum InstallError {
     #[error("projection name {0:?} is reserved (the event store's schema or a system schema)")]
     Reserved(String),
     /// The projection's DDL failed.
-    #[error("creating the tables of {name}: {}", crate::db::describe(.source))]
+    #[error("creating the tables of {name}: {}", crate::db::describe(.error))]
     Ddl {
         /// The projection.
         name: String,
         /// PostgreSQL's error.
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
     /// Anything else the database said.
     #[error("{}", crate::db::describe(.0))]
@@ -93,9 +93,9 @@ pub async fn install(
     for table in &loaded.description.tables {
         tx.batch_execute(&table.ddl)
             .await
-            .map_err(|source| InstallError::Ddl {
+            .map_err(|error| InstallError::Ddl {
                 name: name.to_owned(),
-                source,
+                error,
             })?;
     }
     let description = serde_json::json!({

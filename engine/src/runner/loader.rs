@@ -48,20 +48,20 @@ impl Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The directory could not be listed.
-    #[error("cannot list {dir}: {source}")]
+    #[error("cannot list {dir}: {error}")]
     Dir {
         /// The directory.
         dir: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The sidecar settings file is invalid.
     #[error("invalid settings in {path}: {message}")]
@@ -72,12 +72,12 @@ pub enum LoadError {
         message: String,
     },
     /// The component could not be compiled, linked or described.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Wasm {
         /// The component file.
         path: PathBuf,
         /// Why.
-        source: WasmError,
+        error: WasmError,
     },
     /// The component describes itself with a name that cannot be a schema name.
     #[error(
@@ -117,9 +117,9 @@ impl Loaded {
 
 /// The `.wasm` files in `dir`, sorted.
 pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
+    let entries = std::fs::read_dir(dir).map_err(|error| LoadError::Dir {
         dir: dir.to_owned(),
-        source,
+        error,
     })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -132,14 +132,14 @@ pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Reads, compiles and describes the component at `path`, with its sidecar settings.
 pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
     let settings = read_settings(&path.with_extension("toml"))?;
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let content_hash = format!("{:x}", Sha256::digest(&bytes));
-    let wasm = |source| LoadError::Wasm {
+    let wasm = |error| LoadError::Wasm {
         path: path.to_owned(),
-        source,
+        error,
     };
     let projector = runtime.load(&bytes).map_err(wasm)?;
     let description = projector
@@ -180,9 +180,9 @@ fn read_settings(path: &Path) -> Result<Settings, LoadError> {
             message: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(source) => Err(LoadError::Read {
+        Err(error) => Err(LoadError::Read {
             path: path.to_owned(),
-            source,
+            error,
         }),
     }
 }

@@ -46,12 +46,12 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {
     /// The component file could not be read.
-    #[error("cannot read component {path}: {source}")]
+    #[error("cannot read component {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not a valid component.
     #[error("not a valid WebAssembly component: {0}")]
@@ -131,9 +131,9 @@ impl Runtime {
 
     /// Reads and compiles the component file at `path`.
     pub fn load_file(&self, path: &Path) -> Result<Projector, WasmError> {
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+        let bytes = std::fs::read(path).map_err(|error| WasmError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         self.load(&bytes)
     }
