@@ -34,10 +34,35 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn append(db: &TestDb, input: impl AsRef<[u8]>, extra: &[&str]) -> anyhow::Result<Output> {
-    let mut args = vec!["append", "--database-url", db.url()];
+/// `refract <command...> --database-url <db> <extra...>`, with `stdin`.
+fn on_db(
+    command: &[&str],
+    db: &TestDb,
+    extra: &[&str],
+    stdin: impl AsRef<[u8]>,
+) -> anyhow::Result<Output> {
+    let mut args = command.to_vec();
+    args.extend_from_slice(&["--database-url", db.url()]);
     args.extend_from_slice(extra);
-    refract(&args, input)
+    refract(&args, stdin)
+}
+
+fn migrate(db: &TestDb, extra: &[&str]) -> anyhow::Result<Output> {
+    on_db(&["migrate"], db, extra, "")
+}
+
+fn append(db: &TestDb, input: impl AsRef<[u8]>, extra: &[&str]) -> anyhow::Result<Output> {
+    on_db(&["append"], db, extra, input)
+}
+
+fn generate_orders(db: &TestDb, extra: &[&str]) -> anyhow::Result<Output> {
+    on_db(&["generate", "orders"], db, extra, "")
+}
+
+/// Asserts that the command failed and that its error output says `text`.
+fn assert_refused(out: &Output, text: &str) {
+    assert!(!out.status.success(), "{}", stdout(out));
+    assert!(stderr(out).contains(text), "{}", stderr(out));
 }
 
 async fn event_count(db: &TestDb) -> anyhow::Result<i64> {
@@ -52,14 +77,14 @@ async fn event_count(db: &TestDb) -> anyhow::Result<i64> {
 #[tokio::test]
 async fn migrate_prints_what_it_applied() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
-    let first = refract(&["migrate", "--database-url", db.url()], "")?;
+    let first = migrate(&db, &[])?;
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(
         stdout(&first).contains("applied 0001_event_store to schema \"public\""),
         "{}",
         stdout(&first)
     );
-    let again = refract(&["migrate", "--database-url", db.url()], "")?;
+    let again = migrate(&db, &[])?;
     assert!(again.status.success());
     assert!(
         stdout(&again).contains("is up to date"),
@@ -206,8 +231,7 @@ async fn each_bad_line_is_reported_by_number_and_nothing_is_appended() -> anyhow
     let mut bytes = format!("{good}\n").into_bytes();
     bytes.extend_from_slice(b"\xff\xfe\n");
     let out = append(&db, &bytes, &[])?;
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("line 2: "), "{}", stderr(&out));
+    assert_refused(&out, "line 2: ");
     assert_eq!(event_count(&db).await?, 0);
     Ok(())
 }
@@ -220,16 +244,11 @@ async fn a_conflict_in_the_input_appends_nothing_and_names_the_lines() -> anyhow
 {"stream_id": "order-2", "type": "ItemAdded", "data": {}, "expected_version": 5}
 "#;
     let out = append(&db, input, &[])?;
-    assert!(!out.status.success());
-    let message = stderr(&out);
-    assert!(
-        message.contains("nothing was appended; the failing stream is on line 2, line 3"),
-        "{message}"
+    assert_refused(
+        &out,
+        "nothing was appended; the failing stream is on line 2, line 3",
     );
-    assert!(
-        message.contains("expected version 5, but the stream is at version 1"),
-        "{message}"
-    );
+    assert_refused(&out, "expected version 5, but the stream is at version 1");
     assert_eq!(event_count(&db).await?, 0);
     Ok(())
 }
@@ -263,19 +282,7 @@ not json
 #[tokio::test]
 async fn generate_writes_the_generators_events_and_consistent_streams() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let out = refract(
-        &[
-            "generate",
-            "orders",
-            "--database-url",
-            db.url(),
-            "--orders",
-            "300",
-            "--seed",
-            "5",
-        ],
-        "",
-    )?;
+    let out = generate_orders(&db, &["--orders", "300", "--seed", "5"])?;
     assert!(out.status.success(), "{}", stderr(&out));
 
     let expected: Vec<_> = OrderGenerator::new(OrderConfig {
@@ -331,41 +338,12 @@ async fn generate_writes_the_generators_events_and_consistent_streams() -> anyho
     }
 
     // The same seed again would duplicate the streams: refused, nothing added.
-    let again = refract(
-        &[
-            "generate",
-            "orders",
-            "--database-url",
-            db.url(),
-            "--orders",
-            "300",
-            "--seed",
-            "5",
-        ],
-        "",
-    )?;
-    assert!(!again.status.success());
-    assert!(
-        stderr(&again).contains("already holds some of these streams"),
-        "{}",
-        stderr(&again)
-    );
+    let again = generate_orders(&db, &["--orders", "300", "--seed", "5"])?;
+    assert_refused(&again, "already holds some of these streams");
     assert_eq!(event_count(&db).await?, expected.len() as i64);
 
     // Another seed adds to the store.
-    let other = refract(
-        &[
-            "generate",
-            "orders",
-            "--database-url",
-            db.url(),
-            "--orders",
-            "10",
-            "--seed",
-            "6",
-        ],
-        "",
-    )?;
+    let other = generate_orders(&db, &["--orders", "10", "--seed", "6"])?;
     assert!(other.status.success(), "{}", stderr(&other));
     Ok(())
 }
@@ -373,30 +351,10 @@ async fn generate_writes_the_generators_events_and_consistent_streams() -> anyho
 #[tokio::test]
 async fn generate_and_append_into_an_unmigrated_database_say_to_migrate() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
-    let out = refract(
-        &[
-            "generate",
-            "orders",
-            "--database-url",
-            db.url(),
-            "--orders",
-            "5",
-        ],
-        "",
-    )?;
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("run `refract migrate` first"),
-        "{}",
-        stderr(&out)
-    );
+    let out = generate_orders(&db, &["--orders", "5"])?;
+    assert_refused(&out, "run `refract migrate` first");
     let out = append(&db, r#"{"stream_id": "a-1", "type": "A", "data": {}}"#, &[])?;
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("run `refract migrate` first"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "run `refract migrate` first");
     Ok(())
 }
 
@@ -409,11 +367,9 @@ async fn an_event_id_used_twice_in_the_input_is_a_bad_line() -> anyhow::Result<(
          {{\"stream_id\": \"a-2\", \"type\": \"A\", \"data\": {{}}, \"event_id\": \"{id}\"}}\n"
     );
     let out = append(&db, &input, &[])?;
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains(&format!("line 2: event_id {id} is already used on line 1")),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        &format!("line 2: event_id {id} is already used on line 1"),
     );
     assert_eq!(event_count(&db).await?, 0);
     Ok(())
@@ -422,25 +378,12 @@ async fn an_event_id_used_twice_in_the_input_is_a_bad_line() -> anyhow::Result<(
 #[tokio::test]
 async fn the_commands_work_in_another_schema() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
-    let url = db.url();
-    let migrated = refract(&["migrate", "--database-url", url, "--schema", "es"], "")?;
+    let migrated = migrate(&db, &["--schema", "es"])?;
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     let input = r#"{"stream_id": "a-1", "type": "A", "data": {}}"#;
     let appended = append(&db, input, &["--schema", "es"])?;
     assert!(appended.status.success(), "{}", stderr(&appended));
-    let generated = refract(
-        &[
-            "generate",
-            "orders",
-            "--database-url",
-            url,
-            "--schema",
-            "es",
-            "--orders",
-            "20",
-        ],
-        "",
-    )?;
+    let generated = generate_orders(&db, &["--schema", "es", "--orders", "20"])?;
     assert!(generated.status.success(), "{}", stderr(&generated));
     let client = db.connect().await?;
     let streams: i64 = client

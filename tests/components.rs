@@ -190,6 +190,20 @@ fn instantiate(projector: &Projector, name: &str, model: &Model) -> Instance {
         .expect("an instance")
 }
 
+/// Each example projection's component file, with the description of its native code.
+fn components() -> [(&'static str, refract_sdk::Description); 2] {
+    [
+        (
+            refract_projection_artifacts::ORDER_SUMMARY,
+            OrderSummary::describe(),
+        ),
+        (
+            refract_projection_artifacts::REVENUE_BY_DAY,
+            RevenueByDay::describe(),
+        ),
+    ]
+}
+
 /// How a fixture's events reach the component.
 #[derive(Debug, Clone, Copy)]
 struct Feed {
@@ -315,16 +329,7 @@ fn revenue_by_day_component_matches_the_fixtures_and_the_native_run() {
 
 #[test]
 fn components_describe_themselves_as_their_native_code_does() {
-    for (path, native) in [
-        (
-            refract_projection_artifacts::ORDER_SUMMARY,
-            OrderSummary::describe(),
-        ),
-        (
-            refract_projection_artifacts::REVENUE_BY_DAY,
-            RevenueByDay::describe(),
-        ),
-    ] {
+    for (path, native) in components() {
         let mut instance = instantiate(&load(path), &native.name, &Model::new(&native));
         let description = instance.describe().unwrap();
         assert_eq!(description.name, native.name);
@@ -361,16 +366,7 @@ fn components_describe_themselves_as_their_native_code_does() {
 #[test]
 fn a_payload_of_the_wrong_shape_is_a_typed_error_naming_the_event_not_a_trap() {
     let events: Vec<wit::Event> = fixtures::wrong_shape().iter().map(event_to_wit).collect();
-    for (path, description) in [
-        (
-            refract_projection_artifacts::ORDER_SUMMARY,
-            OrderSummary::describe(),
-        ),
-        (
-            refract_projection_artifacts::REVENUE_BY_DAY,
-            RevenueByDay::describe(),
-        ),
-    ] {
+    for (path, description) in components() {
         let name = &description.name;
         let mut instance = instantiate(&load(path), name, &Model::new(&description));
         let refused = instance

@@ -175,10 +175,7 @@ async fn an_edited_migration_is_refused() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let mut client = db.connect().await?;
     client
-        .execute(
-            "UPDATE refract_migrations SET checksum = 'abc' WHERE version = 2",
-            &[],
-        )
+        .batch_execute("UPDATE refract_migrations SET checksum = 'abc' WHERE version = 2")
         .await?;
     let err = migrate(&mut client, "public").await.unwrap_err();
     match &err {
@@ -202,9 +199,8 @@ async fn an_edited_migration_is_refused() -> anyhow::Result<()> {
         )
         .await?;
     client
-        .execute(
+        .batch_execute(
             "INSERT INTO refract_migrations (version, name, checksum) VALUES (9999, 'future', 'x')",
-            &[],
         )
         .await?;
     let err = migrate(&mut client, "public").await.unwrap_err();

@@ -24,6 +24,15 @@ fn event(n: i64) -> NewEvent {
     )
 }
 
+/// A request to append `event(n)` to `stream_id`.
+fn request(stream_id: &str, expected: ExpectedVersion, n: i64) -> AppendRequest {
+    AppendRequest {
+        stream_id: stream_id.into(),
+        expected,
+        events: vec![event(n)],
+    }
+}
+
 /// (events rows, streams rows) of the database.
 async fn counts(db: &TestDb) -> anyhow::Result<(i64, i64)> {
     let client = db.connect().await?;
@@ -398,16 +407,8 @@ async fn append_all_is_atomic_across_streams() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let mut store = store(&db).await?;
     let requests = [
-        AppendRequest {
-            stream_id: "order-1".into(),
-            expected: ExpectedVersion::NoStream,
-            events: vec![event(1)],
-        },
-        AppendRequest {
-            stream_id: "order-2".into(),
-            expected: ExpectedVersion::Exact(7),
-            events: vec![event(2)],
-        },
+        request("order-1", ExpectedVersion::NoStream, 1),
+        request("order-2", ExpectedVersion::Exact(7), 2),
     ];
     let err = store.append_all(&requests).await.unwrap_err();
     assert!(
@@ -417,21 +418,9 @@ async fn append_all_is_atomic_across_streams() -> anyhow::Result<()> {
     assert_eq!(counts(&db).await?, (0, 0));
 
     let requests = [
-        AppendRequest {
-            stream_id: "order-1".into(),
-            expected: ExpectedVersion::NoStream,
-            events: vec![event(1)],
-        },
-        AppendRequest {
-            stream_id: "order-1".into(),
-            expected: ExpectedVersion::Exact(1),
-            events: vec![event(2)],
-        },
-        AppendRequest {
-            stream_id: "cart-2".into(),
-            expected: ExpectedVersion::Any,
-            events: vec![event(3)],
-        },
+        request("order-1", ExpectedVersion::NoStream, 1),
+        request("order-1", ExpectedVersion::Exact(1), 2),
+        request("cart-2", ExpectedVersion::Any, 3),
     ];
     let outcomes = store.append_all(&requests).await?;
     let versions: Vec<(i64, i64)> = outcomes

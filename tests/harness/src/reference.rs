@@ -591,29 +591,56 @@ mod tests {
         }
     }
 
+    /// An event of the one test order: its type, its data and its time.
+    type OrderEvent = (&'static str, String, &'static str);
+
     /// Events of the one test order, versions 1, 2, … in the order given.
-    fn order_events(events: &[(&str, &str, &str)]) -> Vec<RefEvent> {
+    fn order_events(events: &[OrderEvent]) -> Vec<RefEvent> {
         events
             .iter()
             .zip(1..)
-            .map(|(&(event_type, data, time), version)| {
+            .map(|((event_type, data, time), version)| {
                 event(ORDER, version, event_type, data, time)
             })
             .collect()
     }
 
-    fn created(time: &str) -> (&'static str, String, &str) {
-        (
-            "OrderCreated",
-            format!(
-                r#"{{"order_id": "{}", "customer_id": "{CUSTOMER}"}}"#,
-                order_id()
-            ),
+    fn ev(event_type: &'static str, data: &str, time: &'static str) -> OrderEvent {
+        (event_type, data.to_owned(), time)
+    }
+
+    fn created(time: &'static str) -> OrderEvent {
+        let data = format!(
+            r#"{{"order_id": "{}", "customer_id": "{CUSTOMER}"}}"#,
+            order_id()
+        );
+        ev("OrderCreated", &data, time)
+    }
+
+    /// An `ItemAdded`; `price` is the JSON number exactly as written.
+    fn item(product: &str, quantity: i64, price: &str, time: &'static str) -> OrderEvent {
+        let data =
+            format!(r#"{{"product_id": "{product}", "quantity": {quantity}, "price": {price}}}"#);
+        ev("ItemAdded", &data, time)
+    }
+
+    fn removed(product: &str, time: &'static str) -> OrderEvent {
+        ev(
+            "ItemRemoved",
+            &format!(r#"{{"product_id": "{product}"}}"#),
             time,
         )
     }
 
-    fn compute_order(events: &[(&str, &str, &str)]) -> Expected {
+    fn confirmed(time: &'static str) -> OrderEvent {
+        ev("OrderConfirmed", "{}", time)
+    }
+
+    fn cancelled(time: &'static str) -> OrderEvent {
+        ev("OrderCancelled", "{}", time)
+    }
+
+    fn compute_order(events: &[OrderEvent]) -> Expected {
         compute(order_events(events)).unwrap()
     }
 
@@ -646,8 +673,7 @@ mod tests {
 
     #[test]
     fn a_created_order_is_an_empty_draft() {
-        let (kind, data, time) = created(T1);
-        let expected = compute_order(&[(kind, &data, time)]);
+        let expected = compute_order(&[created(T1)]);
         assert_eq!(
             summary(&expected),
             &OrderSummaryRow {
@@ -664,35 +690,14 @@ mod tests {
 
     #[test]
     fn prices_are_exact_to_the_cent() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 3, "price": 9.99}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "b", "quantity": 1, "price": 10}"#,
-                T2,
-            ),
+            created(T1),
+            item("a", 3, "9.99", T2),
+            item("b", 1, "10", T2),
             // 7 × 0.1 is 0.7000000000000001 in floating point.
-            (
-                "ItemAdded",
-                r#"{"product_id": "c", "quantity": 7, "price": 0.1}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "d", "quantity": 2, "price": 1.5e1}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "e", "quantity": 1, "price": 0.010}"#,
-                T3,
-            ),
+            item("c", 7, "0.1", T2),
+            item("d", 2, "1.5e1", T2),
+            item("e", 1, "0.010", T3),
         ]);
         let row = summary(&expected);
         // 29.97 + 10.00 + 0.70 + 30.00 + 0.01
@@ -703,19 +708,10 @@ mod tests {
 
     #[test]
     fn adding_an_existing_product_adds_quantity_at_the_first_price() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 2, "price": 5.00}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 7.25}"#,
-                T2,
-            ),
+            created(T1),
+            item("a", 2, "5.00", T2),
+            item("a", 1, "7.25", T2),
         ]);
         let row = summary(&expected);
         assert_eq!((row.total_cents, row.item_count), (1500, 3));
@@ -723,51 +719,25 @@ mod tests {
 
     #[test]
     fn removing_drops_the_whole_line_and_a_new_line_takes_the_new_price() {
-        let (kind, data, time) = created(T1);
         let mut events = vec![
-            (kind, data.as_str(), time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 2, "price": 5}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "b", "quantity": 1, "price": 3.10}"#,
-                T2,
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 9}"#,
-                T2,
-            ),
-            ("ItemRemoved", r#"{"product_id": "a"}"#, T3),
+            created(T1),
+            item("a", 2, "5", T2),
+            item("b", 1, "3.10", T2),
+            item("a", 1, "9", T2),
+            removed("a", T3),
         ];
         let row = summary(&compute_order(&events)).clone();
         assert_eq!((row.total_cents, row.item_count), (310, 1));
         assert_eq!((row.version, row.updated_at), (5, at(T3)));
 
-        events.push((
-            "ItemAdded",
-            r#"{"product_id": "a", "quantity": 2, "price": 0.5}"#,
-            T4,
-        ));
+        events.push(item("a", 2, "0.5", T4));
         let row = summary(&compute_order(&events)).clone();
         assert_eq!((row.total_cents, row.item_count), (410, 3));
     }
 
     #[test]
     fn removing_an_absent_product_changes_nothing_but_version_and_updated_at() {
-        let (kind, data, time) = created(T1);
-        let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 2, "price": 1.25}"#,
-                T2,
-            ),
-            ("ItemRemoved", r#"{"product_id": "zzz"}"#, T4),
-        ]);
+        let expected = compute_order(&[created(T1), item("a", 2, "1.25", T2), removed("zzz", T4)]);
         let row = summary(&expected);
         assert_eq!((row.total_cents, row.item_count), (250, 2));
         assert_eq!((row.version, row.updated_at), (3, at(T4)));
@@ -775,22 +745,17 @@ mod tests {
 
     #[test]
     fn ignored_types_do_not_advance_version_or_updated_at() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 2}"#,
-                T2,
-            ),
-            (
+            created(T1),
+            item("a", 1, "2", T2),
+            ev(
                 "ShippingAddressUpdated",
                 r#"{"address": {"street": "1 Main St", "city": "Oslo", "country": "NO"}}"#,
                 T3,
             ),
-            ("OrderNoteAdded", r#"{"note": "leave at the door"}"#, T4),
+            ev("OrderNoteAdded", r#"{"note": "leave at the door"}"#, T4),
             // Unknown types are not parsed: not even a JSON object is required.
-            ("LegacyThing", "[1, 2, 3]", T5),
+            ev("LegacyThing", "[1, 2, 3]", T5),
         ]);
         let row = summary(&expected);
         assert_eq!((row.version, row.updated_at), (2, at(T2)));
@@ -799,25 +764,16 @@ mod tests {
 
     #[test]
     fn events_before_order_created_are_ignored_by_both_read_models() {
-        let (kind, data, time) = created(T4);
         let expected = compute_order(&[
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 5, "price": 1}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            (
+            item("a", 5, "1", T1),
+            confirmed(T2),
+            ev(
                 "OrderShipped",
                 r#"{"carrier": "dhl", "tracking_number": "1"}"#,
                 T3,
             ),
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "b", "quantity": 1, "price": 4}"#,
-                T5,
-            ),
+            created(T4),
+            item("b", 1, "4", T5),
         ]);
         let row = summary(&expected);
         assert_eq!(row.status, "draft");
@@ -828,20 +784,12 @@ mod tests {
 
     #[test]
     fn a_stream_without_order_created_has_no_row() {
-        let expected = compute_order(&[
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 5, "price": 1}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-        ]);
+        let expected = compute_order(&[item("a", 5, "1", T1), confirmed(T2)]);
         assert_eq!(expected, Expected::default());
     }
 
     #[test]
     fn the_latest_status_event_wins() {
-        let (kind, data, time) = created(T1);
         let cases: [(&[(&str, &str)], &str); 4] = [
             (&[("OrderConfirmed", "{}")], "confirmed"),
             (
@@ -864,8 +812,12 @@ mod tests {
             ),
         ];
         for (status_events, status) in cases {
-            let mut events = vec![(kind, data.as_str(), time)];
-            events.extend(status_events.iter().map(|&(kind, data)| (kind, data, T2)));
+            let mut events = vec![created(T1)];
+            events.extend(
+                status_events
+                    .iter()
+                    .map(|&(event_type, data)| ev(event_type, data, T2)),
+            );
             assert_eq!(
                 summary(&compute_order(&events)).status,
                 status,
@@ -876,23 +828,14 @@ mod tests {
 
     #[test]
     fn revenue_counts_the_total_at_confirmation_on_its_utc_day() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 2, "price": 19.99}"#,
-                T2,
-            ),
-            ("OrderConfirmed", "{}", T3),
+            created(T1),
+            item("a", 2, "19.99", T2),
+            confirmed(T3),
             // After the confirmation: the summary changes, the revenue does not.
-            (
-                "ItemAdded",
-                r#"{"product_id": "b", "quantity": 1, "price": 5}"#,
-                T4,
-            ),
+            item("b", 1, "5", T4),
             // Already confirmed and not cancelled: changes nothing, creates no row for its day.
-            ("OrderConfirmed", "{}", T5),
+            confirmed(T5),
         ]);
         let row = summary(&expected);
         assert_eq!((row.status.as_str(), row.total_cents), ("confirmed", 4498));
@@ -902,17 +845,12 @@ mod tests {
 
     #[test]
     fn a_cancellation_takes_the_order_out_of_its_confirmation_day_and_the_row_stays() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 3, "price": 2.50}"#,
-                T2,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            ("ItemRemoved", r#"{"product_id": "a"}"#, T4),
-            ("OrderCancelled", r#"{"reason": "changed mind"}"#, T5),
+            created(T1),
+            item("a", 3, "2.50", T2),
+            confirmed(T2),
+            removed("a", T4),
+            ev("OrderCancelled", r#"{"reason": "changed mind"}"#, T5),
         ]);
         assert_eq!(summary(&expected).total_cents, 0);
         // 750 at confirmation is subtracted, not the current total of 0.
@@ -924,14 +862,10 @@ mod tests {
         let other = "order-00000000-0000-4000-8000-000000000001";
         let other_created = format!(r#"{{"order_id": "x", "customer_id": "{CUSTOMER}"}}"#);
         let mut events = order_events(&[
-            (created(T1).0, &created(T1).1, T1),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 12.34}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            ("OrderCancelled", "{}", T6),
+            created(T1),
+            item("a", 1, "12.34", T1),
+            confirmed(T2),
+            cancelled(T6),
         ]);
         events.extend([
             event(other, 1, "OrderCreated", &other_created, T1),
@@ -951,23 +885,14 @@ mod tests {
 
     #[test]
     fn a_confirmation_after_a_cancellation_counts_again_on_its_own_day() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 100}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            ("OrderCancelled", "{}", T4),
-            (
-                "ItemAdded",
-                r#"{"product_id": "b", "quantity": 1, "price": 0.01}"#,
-                T5,
-            ),
-            ("OrderConfirmed", "{}", T6),
-            ("OrderConfirmed", "{}", T7),
+            created(T1),
+            item("a", 1, "100", T1),
+            confirmed(T2),
+            cancelled(T4),
+            item("b", 1, "0.01", T5),
+            confirmed(T6),
+            confirmed(T7),
         ]);
         assert_eq!(
             expected.revenue_by_day,
@@ -977,18 +902,13 @@ mod tests {
 
     #[test]
     fn a_cancellation_without_a_counted_confirmation_changes_no_revenue() {
-        let (kind, data, time) = created(T1);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 3}"#,
-                T1,
-            ),
-            ("OrderCancelled", "{}", T2),
-            ("OrderConfirmed", "{}", T4),
-            ("OrderCancelled", "{}", T5),
-            ("OrderCancelled", "{}", T6),
+            created(T1),
+            item("a", 1, "3", T1),
+            cancelled(T2),
+            confirmed(T4),
+            cancelled(T5),
+            cancelled(T6),
         ]);
         assert_eq!(summary(&expected).status, "cancelled");
         assert_eq!(expected.revenue_by_day, revenue(&[("2024-03-02", 0, 0)]));
@@ -996,45 +916,35 @@ mod tests {
 
     #[test]
     fn shipping_neither_uncounts_nor_allows_a_second_count() {
-        let (kind, data, time) = created(T1);
         let mut events = vec![
-            (kind, data.as_str(), time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 4, "price": 0.25}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            (
+            created(T1),
+            item("a", 4, "0.25", T1),
+            confirmed(T2),
+            ev(
                 "OrderShipped",
                 r#"{"carrier": "ups", "tracking_number": "1Z"}"#,
                 T4,
             ),
-            ("OrderConfirmed", "{}", T5),
+            confirmed(T5),
         ];
         let expected = compute_order(&events);
         assert_eq!(expected.revenue_by_day, revenue(&[("2024-03-01", 1, 100)]));
 
-        events.push(("OrderCancelled", "{}", T6));
+        events.push(cancelled(T6));
         let expected = compute_order(&events);
         assert_eq!(expected.revenue_by_day, revenue(&[("2024-03-01", 0, 0)]));
     }
 
     #[test]
     fn a_repeated_order_created_resets_status_and_customer_but_keeps_lines() {
-        let (kind, data, time) = created(T1);
         let new_customer = "99999999-2222-4333-8444-555555555555";
         let again = format!(r#"{{"order_id": "x", "customer_id": "{new_customer}"}}"#);
         let expected = compute_order(&[
-            (kind, &data, time),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 3}"#,
-                T1,
-            ),
-            ("OrderConfirmed", "{}", T2),
-            ("OrderCreated", &again, T4),
-            ("OrderConfirmed", "{}", T5),
+            created(T1),
+            item("a", 1, "3", T1),
+            confirmed(T2),
+            ev("OrderCreated", &again, T4),
+            confirmed(T5),
         ]);
         let row = summary(&expected);
         assert_eq!(row.customer_id.to_string(), new_customer);
@@ -1048,14 +958,10 @@ mod tests {
     #[test]
     fn streams_are_applied_in_version_order_whatever_the_input_order() {
         let mut events = order_events(&[
-            (created(T1).0, &created(T1).1, T1),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 1}"#,
-                T2,
-            ),
-            ("OrderConfirmed", "{}", T3),
-            ("OrderCancelled", "{}", T4),
+            created(T1),
+            item("a", 1, "1", T2),
+            confirmed(T3),
+            cancelled(T4),
         ]);
         events.reverse();
         let expected = compute(events).unwrap();
@@ -1084,47 +990,27 @@ mod tests {
 
     #[test]
     fn events_outside_the_domain_are_reported() {
-        let (kind, data, time) = created(T1);
+        let (kind, data, _) = created(T1);
         let cases = [
+            (item("a", 1, "9.999", T2), "cents"),
+            (item("a", 0, "1", T2), "quantity 0"),
+            (item("a", 1, r#""1.00""#, T2), "price"),
+            (item("a", 1, "-1", T2), "negative"),
             (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 9.999}"#,
-                "cents",
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 0, "price": 1}"#,
-                "quantity 0",
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": "1.00"}"#,
-                "price",
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": -1}"#,
-                "negative",
-            ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1.5, "price": 1}"#,
+                ev(
+                    "ItemAdded",
+                    r#"{"product_id": "a", "quantity": 1.5, "price": 1}"#,
+                    T2,
+                ),
                 "data",
             ),
-            (
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 1, "price": 1e10}"#,
-                "numeric",
-            ),
-            ("ItemRemoved", r#"{"sku": "a"}"#, "product_id"),
-            ("OrderCreated", r#"{"customer_id": "bob"}"#, "data"),
+            (item("a", 1, "1e10", T2), "numeric"),
+            (ev("ItemRemoved", r#"{"sku": "a"}"#, T2), "product_id"),
+            (ev("OrderCreated", r#"{"customer_id": "bob"}"#, T2), "data"),
         ];
-        for (bad_type, bad_data, problem) in cases {
-            let error = compute(order_events(&[
-                (kind, &data, time),
-                (bad_type, bad_data, T2),
-            ]))
-            .unwrap_err();
+        for (bad, problem) in cases {
+            let bad_type = bad.0;
+            let error = compute(order_events(&[created(T1), bad])).unwrap_err();
             assert_eq!((error.version, error.event_type.as_str()), (2, bad_type));
             assert!(error.to_string().contains(problem), "{error}");
         }
