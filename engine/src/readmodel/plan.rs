@@ -167,7 +167,12 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
                 continue;
             }
         };
-        segment.add(shape, values);
+        if tables.order_sensitive() && segment.last_shape() != Some(&shape) {
+            // Constraints or triggers may make writes to different rows depend on each
+            // other's order: only consecutive writes of one shape are gathered.
+            segment.flush(tables, &mut statements);
+        }
+        segment.add(tables, shape, values);
     }
     segment.flush(tables, &mut statements);
     Ok(statements)
@@ -203,38 +208,51 @@ struct Segment {
     writes: HashMap<(String, Vec<Option<String>>), usize>,
     /// Per layer, one run per shape, in order of first appearance.
     layers: Vec<Vec<Run>>,
+    /// The (layer, run) written to last.
+    last: Option<(usize, usize)>,
 }
 
 impl Segment {
-    fn add(&mut self, shape: Shape, values: Vec<Option<String>>) {
-        let (table, key_len) = match &shape {
-            Shape::Upsert { table, key, .. } | Shape::Delete { table, key } => {
-                (table.clone(), key.len())
-            }
+    fn add(&mut self, tables: &Tables, shape: Shape, values: Vec<Option<String>>) {
+        let (table, key) = match &shape {
+            Shape::Upsert { table, key, .. } | Shape::Delete { table, key } => (table.clone(), key),
         };
-        let seen = self
-            .writes
-            .entry((table, values[..key_len].to_vec()))
-            .or_insert(0);
+        let identity: Vec<Option<String>> = key
+            .iter()
+            .zip(&values)
+            .map(|(column, value)| {
+                canonical(tables.column_type(&table, column).unwrap_or("text"), value)
+            })
+            .collect();
+        let seen = self.writes.entry((table, identity)).or_insert(0);
         let layer = *seen;
         *seen += 1;
         if self.layers.len() <= layer {
             self.layers.push(Vec::new());
         }
         let runs = &mut self.layers[layer];
-        let run = match runs.iter().position(|r| r.shape == shape) {
-            Some(i) => &mut runs[i],
-            None => {
+        let position = runs
+            .iter()
+            .position(|r| r.shape == shape)
+            .unwrap_or_else(|| {
                 runs.push(Run {
                     columns: vec![Vec::new(); values.len()],
                     shape,
                 });
-                runs.last_mut().expect("just pushed")
-            }
-        };
+                runs.len() - 1
+            });
+        self.last = Some((layer, position));
+        let run = &mut runs[position];
         for (column, value) in run.columns.iter_mut().zip(values) {
             column.push(value);
         }
+    }
+
+    /// The shape of the run written to last, if any.
+    fn last_shape(&self) -> Option<&Shape> {
+        self.last
+            .and_then(|(layer, run)| self.layers.get(layer)?.get(run))
+            .map(|r| &r.shape)
     }
 
     fn flush(&mut self, tables: &Tables, statements: &mut Vec<Statement>) {
@@ -312,6 +330,9 @@ fn key_values(
             table: table.to_owned(),
         });
     }
+    // Key columns in name order: the WIT allows any order, and one row must have one identity.
+    let mut key: Vec<&ColumnValue> = key.iter().collect();
+    key.sort_by(|a, b| a.column.cmp(&b.column));
     let mut names: Vec<String> = Vec::with_capacity(key.len());
     let mut values = Vec::with_capacity(key.len());
     for column in key {
@@ -446,6 +467,40 @@ impl Run {
     }
 }
 
+/// The identity of a key value (text input of a column of `sql_type`) as PostgreSQL compares it, for the types where text can differ
+/// for equal values (`1.50` = `1.5`, upper- and lowercase UUIDs).
+pub fn canonical(sql_type: &str, text: &Option<String>) -> Option<String> {
+    let text = text.as_deref()?;
+    Some(match sql_type {
+        "uuid" => uuid::Uuid::parse_str(text)
+            .map_or_else(|_| text.to_owned(), |u| u.hyphenated().to_string()),
+        "smallint" | "integer" | "bigint" => text
+            .trim()
+            .parse::<i64>()
+            .map_or_else(|_| text.to_owned(), |i| i.to_string()),
+        "numeric" => {
+            let (negative, digits) = text
+                .trim()
+                .strip_prefix('-')
+                .map_or((false, text.trim()), |d| (true, d));
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+            let (int, frac) = (int.trim_start_matches('0'), frac.trim_end_matches('0'));
+            let magnitude = match (int.is_empty(), frac.is_empty()) {
+                (true, true) => return Some("0".to_owned()),
+                (_, true) => int.to_owned(),
+                (true, false) => format!("0.{frac}"),
+                (false, false) => format!("{int}.{frac}"),
+            };
+            if negative {
+                format!("-{magnitude}")
+            } else {
+                magnitude
+            }
+        }
+        _ => text.to_owned(),
+    })
+}
+
 /// `"a", "b", …`: the quoted column names.
 fn column_list(names: &[&str]) -> String {
     names
@@ -496,13 +551,15 @@ mod tests {
             [
                 (
                     "totals",
-                    vec![
-                        ("id", "uuid"),
-                        ("n", "integer"),
-                        ("amount", "numeric(12,2)"),
-                    ],
+                    vec!["id"],
+                    vec![("id", "uuid"), ("n", "integer"), ("amount", "numeric")],
                 ),
-                ("log", vec![("k", "text")]),
+                ("log", vec!["k"], vec![("k", "text")]),
+                (
+                    "pairs",
+                    vec!["a", "b"],
+                    vec![("a", "text"), ("b", "numeric"), ("v", "integer")],
+                ),
             ],
         )
     }
@@ -607,6 +664,63 @@ mod tests {
         ];
         let statements = plan(&tables(), &ops).unwrap();
         assert_eq!(statements.len(), 2, "{statements:#?}");
+    }
+
+    #[test]
+    fn one_row_is_one_row_whatever_its_key_order_or_spelling() {
+        let pair = |a: &str, b: &str, v: i64, a_first: bool| {
+            let (a, b) = (
+                ColumnValue {
+                    column: "a".into(),
+                    value: Value::Text(a.into()),
+                },
+                ColumnValue {
+                    column: "b".into(),
+                    value: Value::Numeric(b.into()),
+                },
+            );
+            Op::Upsert(Upsert {
+                table: "pairs".into(),
+                key: if a_first { vec![a, b] } else { vec![b, a] },
+                columns: vec![ColumnUpdate {
+                    column: "v".into(),
+                    value: Value::Int(v),
+                    merge: Merge::Set,
+                }],
+            })
+        };
+        // Row (x, 1.5) written twice, the second time with its key in the other order and
+        // spelled 1.50: two layers, the second write last.
+        let ops = [
+            pair("y", "2", 0, false),
+            pair("x", "1.5", 1, true),
+            pair("x", "1.50", 2, false),
+        ];
+        let statements = plan(&tables(), &ops).unwrap();
+        assert_eq!(statements.len(), 2, "{statements:#?}");
+        assert_eq!(
+            statements[1].params[2],
+            Param::Column(vec![Some("2".into())])
+        );
+        assert!(
+            statements[0].sql.contains("(\"a\", \"b\", \"v\")"),
+            "key columns in name order"
+        );
+    }
+
+    #[test]
+    fn canonical_values_compare_as_postgres_does() {
+        let c = |ty: &str, t: &str| canonical(ty, &Some(t.to_owned())).unwrap();
+        assert_eq!(c("numeric", "001.500"), "1.5");
+        assert_eq!(c("numeric", "-0.0"), "0");
+        assert_eq!(c("numeric", "-.25"), "-0.25");
+        assert_eq!(c("numeric", "12"), "12");
+        assert_eq!(
+            c("uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF"),
+            "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        assert_eq!(c("integer", "007"), "7");
+        assert_eq!(c("text", "A "), "A ");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What the engine knows of a projection's tables: their columns and column types.
+//! What the engine knows of a projection's tables: columns, types, keys and constraints.
 
 use std::collections::BTreeMap;
 
@@ -8,18 +8,26 @@ use tokio_postgres::GenericClient;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tables {
     schema: String,
+    /// Column types by table and column, without type modifiers (`numeric`, not
+    /// `numeric(12,2)`): values are cast to the base type, and assignment to the column then
+    /// rounds or refuses them (a cast to `varchar(5)` would silently truncate).
     tables: BTreeMap<String, BTreeMap<String, String>>,
+    /// Primary key columns by table, sorted by name.
+    primary_keys: BTreeMap<String, Vec<String>>,
+    /// Whether writes to different rows may depend on each other's order: foreign keys,
+    /// unique constraints besides the primary key, or triggers.
+    order_sensitive: bool,
 }
 
 impl Tables {
-    /// Reads the tables of `schema` and their columns' types from the catalog.
+    /// Reads the tables of `schema` from the catalog.
     pub async fn load(
         client: &impl GenericClient,
         schema: &str,
     ) -> Result<Self, tokio_postgres::Error> {
-        let rows = client
+        let columns = client
             .query(
-                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, NULL)
                    FROM pg_attribute a
                    JOIN pg_class c ON c.oid = a.attrelid
                    JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -28,38 +36,74 @@ impl Tables {
             )
             .await?;
         let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for row in rows {
+        for row in columns {
             tables
                 .entry(row.get(0))
                 .or_default()
                 .insert(row.get(1), row.get(2));
         }
+        let keys = client
+            .query(
+                "SELECT c.relname::text, a.attname::text
+                   FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+                  WHERE n.nspname = $1 AND i.indisprimary",
+                &[&schema],
+            )
+            .await?;
+        let mut primary_keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in keys {
+            primary_keys.entry(row.get(0)).or_default().push(row.get(1));
+        }
+        primary_keys.values_mut().for_each(|k| k.sort());
+        let order_sensitive: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid IN (k.conrelid, k.confrelid)
+                                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE n.nspname = $1 AND k.contype = 'f')
+                     OR EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE n.nspname = $1 AND i.indisunique AND NOT i.indisprimary)
+                     OR EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE n.nspname = $1 AND NOT t.tgisinternal)",
+                &[&schema],
+            )
+            .await?
+            .get(0);
         Ok(Tables {
             schema: schema.to_owned(),
             tables,
+            primary_keys,
+            order_sensitive,
         })
     }
 
-    /// Tables as given, for tests and tools that know them without a catalog.
+    /// Tables as given (no constraints besides the primary keys), for tests and tools that
+    /// know them without a catalog.
     pub fn from_columns<'a>(
         schema: &str,
-        tables: impl IntoIterator<Item = (&'a str, Vec<(&'a str, &'a str)>)>,
+        tables: impl IntoIterator<Item = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>)>,
     ) -> Self {
-        let tables = tables
-            .into_iter()
-            .map(|(t, cols)| {
-                (
-                    t.to_owned(),
-                    cols.into_iter()
-                        .map(|(c, ty)| (c.to_owned(), ty.to_owned()))
-                        .collect(),
-                )
-            })
-            .collect();
-        Tables {
+        let mut result = Tables {
             schema: schema.to_owned(),
-            tables,
+            ..Tables::default()
+        };
+        for (table, key, columns) in tables {
+            let mut key: Vec<String> = key.into_iter().map(str::to_owned).collect();
+            key.sort();
+            result.primary_keys.insert(table.to_owned(), key);
+            result.tables.insert(
+                table.to_owned(),
+                columns
+                    .into_iter()
+                    .map(|(c, t)| (c.to_owned(), t.to_owned()))
+                    .collect(),
+            );
         }
+        result
     }
 
     /// The schema these tables live in.
@@ -67,7 +111,7 @@ impl Tables {
         &self.schema
     }
 
-    /// The SQL type of `table.column` (as `format_type` spells it), if both exist.
+    /// The SQL type of `table.column`, without modifiers, if both exist.
     pub fn column_type(&self, table: &str, column: &str) -> Option<&str> {
         self.tables.get(table)?.get(column).map(String::as_str)
     }
@@ -79,6 +123,19 @@ impl Tables {
             .into_iter()
             .flatten()
             .map(|(c, t)| (c.as_str(), t.as_str()))
+    }
+
+    /// Whether `columns` (sorted by name) are exactly the primary key of `table`.
+    pub fn is_primary_key(&self, table: &str, columns: &[&str]) -> bool {
+        self.primary_keys
+            .get(table)
+            .is_some_and(|key| key.iter().map(String::as_str).eq(columns.iter().copied()))
+    }
+
+    /// Whether writes to different rows may depend on each other's order (foreign keys,
+    /// unique constraints besides primary keys, triggers), so that they must not be regrouped.
+    pub fn order_sensitive(&self) -> bool {
+        self.order_sensitive
     }
 
     /// Whether `table` exists.

@@ -134,7 +134,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
 
     let written = Arc::new(Mutex::new(
         if cursor == Cursor::START && tables_empty(&client, &tables).await? {
-            WrittenKeys::empty()
+            WrittenKeys::empty(&tables)
         } else {
             WrittenKeys::unknown()
         },

@@ -5,11 +5,15 @@
 //! session started with empty tables, a row that was never written cannot exist, so the
 //! answer is known without asking. The set is a Bloom filter of fixed size: "never written" is
 //! certain, "maybe written" asks the database, so memory stays bounded however long the log.
+//!
+//! It only answers for reads by a table's primary key, with key values compared as PostgreSQL
+//! compares them, and only for schemas without triggers, foreign keys or other unique
+//! constraints (which could write or find a row by another way than its primary key).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::readmodel::to_text;
+use crate::readmodel::{Tables, canonical, to_text};
 use crate::wasm::types::{ColumnValue, Op};
 
 /// Bits of the filter: 1 MiB. At a few hundred thousand rows it still answers most misses.
@@ -19,9 +23,10 @@ const HASHES: u64 = 4;
 
 /// The rows written since the tables were empty, or "unknown" when that cannot be told.
 pub struct WrittenKeys {
-    /// `None` when nothing is known (the session did not start from empty tables, or a raw SQL
-    /// statement may have written anything).
+    /// `None` when nothing is known (the session did not start from empty tables, or a write
+    /// may have created rows the filter cannot name).
     bits: Option<Vec<u64>>,
+    tables: Tables,
     hasher: RandomState,
 }
 
@@ -30,14 +35,20 @@ impl WrittenKeys {
     pub fn unknown() -> Self {
         WrittenKeys {
             bits: None,
+            tables: Tables::default(),
             hasher: RandomState::new(),
         }
     }
 
-    /// The tables are empty: no row exists until one is written.
-    pub fn empty() -> Self {
+    /// `tables` are empty: no row exists until one is written. Unknown when the schema has
+    /// triggers or constraints that could make rows appear otherwise.
+    pub fn empty(tables: &Tables) -> Self {
+        if tables.order_sensitive() {
+            return WrittenKeys::unknown();
+        }
         WrittenKeys {
             bits: Some(vec![0; BITS / 64]),
+            tables: tables.clone(),
             hasher: RandomState::new(),
         }
     }
@@ -45,37 +56,55 @@ impl WrittenKeys {
     /// Whether the row of `table` with `key` may exist.
     pub fn may_exist(&self, table: &str, key: &[ColumnValue]) -> bool {
         let Some(bits) = &self.bits else { return true };
-        self.positions(table, key)
-            .all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0)
+        match self.positions(table, key) {
+            Some(positions) => positions
+                .iter()
+                .all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0),
+            None => true,
+        }
     }
 
-    /// Records the rows `ops` write; a raw statement makes everything unknown.
+    /// Records the rows `ops` write. A raw statement, or a write by another key than the
+    /// primary key, makes everything unknown.
     pub fn record(&mut self, ops: &[Op]) {
         for op in ops {
-            let (table, key) = match op {
-                Op::Upsert(u) => (&u.table, &u.key),
-                Op::Delete(d) => (&d.table, &d.key),
-                Op::Sql(_) => {
+            let positions = match op {
+                Op::Upsert(u) => self.positions(&u.table, &u.key),
+                Op::Delete(d) => self.positions(&d.table, &d.key),
+                Op::Sql(_) => None,
+            };
+            match (positions, &mut self.bits) {
+                (Some(positions), Some(bits)) => {
+                    for bit in positions {
+                        bits[bit / 64] |= 1 << (bit % 64);
+                    }
+                }
+                _ => {
                     self.bits = None;
                     return;
-                }
-            };
-            let positions: Vec<usize> = self.positions(table, key).collect();
-            if let Some(bits) = &mut self.bits {
-                for bit in positions {
-                    bits[bit / 64] |= 1 << (bit % 64);
                 }
             }
         }
     }
 
-    /// The filter's bit positions of a row: the key's columns in name order, values as text.
-    fn positions(&self, table: &str, key: &[ColumnValue]) -> impl Iterator<Item = usize> {
+    /// The filter's bit positions of a row, or `None` when `key` is not the table's primary
+    /// key: its columns in name order, values as PostgreSQL compares them.
+    fn positions(&self, table: &str, key: &[ColumnValue]) -> Option<Vec<usize>> {
         let mut columns: Vec<(&str, Option<String>)> = key
             .iter()
-            .map(|c| (c.column.as_str(), to_text(&c.value).ok().flatten()))
+            .map(|c| {
+                let ty = self.tables.column_type(table, &c.column).unwrap_or("text");
+                (
+                    c.column.as_str(),
+                    canonical(ty, &to_text(&c.value).ok().flatten()),
+                )
+            })
             .collect();
         columns.sort();
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        if !self.tables.is_primary_key(table, &names) {
+            return None;
+        }
         let hash = |seed: u64| {
             let mut h = self.hasher.build_hasher();
             seed.hash(&mut h);
@@ -84,7 +113,11 @@ impl WrittenKeys {
             h.finish()
         };
         let (a, b) = (hash(0), hash(1) | 1);
-        (0..HASHES).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize)
+        Some(
+            (0..HASHES)
+                .map(|i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize)
+                .collect(),
+        )
     }
 }
 
@@ -92,6 +125,16 @@ impl WrittenKeys {
 mod tests {
     use super::*;
     use crate::wasm::types::{Delete, Statement, Upsert, Value};
+
+    fn tables() -> Tables {
+        Tables::from_columns(
+            "p",
+            [
+                ("t", vec!["id"], vec![("id", "bigint")]),
+                ("u", vec!["id"], vec![("id", "bigint")]),
+            ],
+        )
+    }
 
     fn key(id: i64) -> Vec<ColumnValue> {
         vec![ColumnValue {
@@ -102,7 +145,7 @@ mod tests {
 
     #[test]
     fn only_written_rows_may_exist_until_raw_sql_runs() {
-        let mut written = WrittenKeys::empty();
+        let mut written = WrittenKeys::empty(&tables());
         assert!(!written.may_exist("t", &key(1)));
         written.record(&[
             Op::Upsert(Upsert {
@@ -118,6 +161,11 @@ mod tests {
         assert!(written.may_exist("t", &key(1)));
         assert!(written.may_exist("u", &key(2)));
         assert!(!written.may_exist("u", &key(1)), "same key, other table");
+        let text_key = vec![ColumnValue {
+            column: "id".into(),
+            value: Value::Text("01".into()),
+        }];
+        assert!(written.may_exist("t", &text_key), "01 is the bigint 1");
         let misses = (3..10_000)
             .filter(|i| written.may_exist("t", &key(*i)))
             .count();
@@ -131,5 +179,27 @@ mod tests {
         })]);
         assert!(written.may_exist("t", &key(5)));
         assert!(WrittenKeys::unknown().may_exist("t", &key(1)));
+    }
+
+    #[test]
+    fn answers_only_for_primary_keys() {
+        let mut written = WrittenKeys::empty(&tables());
+        let by_name = vec![ColumnValue {
+            column: "name".into(),
+            value: Value::Text("x".into()),
+        }];
+        assert!(
+            written.may_exist("t", &by_name),
+            "not the primary key: the database must be asked"
+        );
+        written.record(&[Op::Upsert(Upsert {
+            table: "t".into(),
+            key: by_name,
+            columns: vec![],
+        })]);
+        assert!(
+            written.may_exist("t", &key(1)),
+            "a write by another key makes every row possible"
+        );
     }
 }
