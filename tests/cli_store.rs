@@ -18,11 +18,7 @@ fn refract(args: &[&str], stdin: impl AsRef<[u8]>) -> anyhow::Result<Output> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(stdin.as_ref())?;
+    child.stdin.take().expect("piped").write_all(stdin.as_ref())?;
     Ok(child.wait_with_output()?)
 }
 
@@ -35,12 +31,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// `refract <command...> --database-url <db> <extra...>`, with `stdin`.
-fn on_db(
-    command: &[&str],
-    db: &TestDb,
-    extra: &[&str],
-    stdin: impl AsRef<[u8]>,
-) -> anyhow::Result<Output> {
+fn on_db(command: &[&str], db: &TestDb, extra: &[&str], stdin: impl AsRef<[u8]>) -> anyhow::Result<Output> {
     let mut args = command.to_vec();
     args.extend_from_slice(&["--database-url", db.url()]);
     args.extend_from_slice(extra);
@@ -66,12 +57,7 @@ fn assert_refused(out: &Output, text: &str) {
 }
 
 async fn event_count(db: &TestDb) -> anyhow::Result<i64> {
-    Ok(db
-        .connect()
-        .await?
-        .query_one("SELECT count(*) FROM events", &[])
-        .await?
-        .get(0))
+    Ok(db.connect().await?.query_one("SELECT count(*) FROM events", &[]).await?.get(0))
 }
 
 #[tokio::test]
@@ -79,35 +65,22 @@ async fn migrate_prints_what_it_applied() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     let first = migrate(&db, &[])?;
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(
-        stdout(&first).contains("applied 0001_event_store to schema \"public\""),
-        "{}",
-        stdout(&first)
-    );
+    assert!(stdout(&first).contains("applied 0001_event_store to schema \"public\""), "{}", stdout(&first));
     let again = migrate(&db, &[])?;
     assert!(again.status.success());
-    assert!(
-        stdout(&again).contains("is up to date"),
-        "{}",
-        stdout(&again)
-    );
+    assert!(stdout(&again).contains("is up to date"), "{}", stdout(&again));
     Ok(())
 }
 
 #[tokio::test]
 async fn an_unreachable_server_is_named_with_what_to_do() -> anyhow::Result<()> {
     // A port nothing listens on: bind one, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let out = refract(&["migrate", "--database-url", &url], "")?;
     assert!(!out.status.success());
     let message = stderr(&out);
-    assert!(
-        message.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
-        "{message}"
-    );
+    assert!(message.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")), "{message}");
     assert!(message.contains("DATABASE_URL"), "{message}");
     assert!(!message.contains("panicked"), "{message}");
     Ok(())
@@ -133,10 +106,7 @@ async fn append_reads_json_lines_from_stdin_and_files() -> anyhow::Result<()> {
     let rows = client
         .query("SELECT stream_id::text, version, event_type::text, metadata FROM events ORDER BY global_position", &[])
         .await?;
-    let got: Vec<(String, i64, String)> = rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let got: Vec<(String, i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(
         got,
         [
@@ -161,10 +131,7 @@ async fn append_reads_json_lines_from_stdin_and_files() -> anyhow::Result<()> {
     let out = append(&db, "", &[path.to_str().expect("utf-8 path")])?;
     std::fs::remove_file(&path)?;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out).trim(),
-        "appended 0 events to 0 streams; 1 events were already stored"
-    );
+    assert_eq!(stdout(&out).trim(), "appended 0 events to 0 streams; 1 events were already stored");
     assert_eq!(event_count(&db).await?, 4);
     Ok(())
 }
@@ -175,42 +142,18 @@ async fn each_bad_line_is_reported_by_number_and_nothing_is_appended() -> anyhow
     let good = r#"{"stream_id": "order-1", "type": "OrderCreated", "data": {}}"#;
     let long = "x".repeat(501);
     let cases: Vec<(String, &str)> = vec![
-        (
-            "{\"stream_id\": \"order-1\", \"type\": \"A\"".into(),
-            "not a valid event",
-        ),
-        (
-            r#"{"stream_id": "order-1", "type": "A", "data": [1]}"#.into(),
-            "must be a JSON object, not an array",
-        ),
-        (
-            r#"{"stream_id": "order-1", "type": "A", "data": "x"}"#.into(),
-            "must be a JSON object, not a string",
-        ),
-        (
-            r#"{"stream_id": "", "type": "A", "data": {}}"#.into(),
-            "stream id is empty",
-        ),
-        (
-            format!(r#"{{"stream_id": "{long}", "type": "A", "data": {{}}}}"#),
-            "stream id is 501 characters long",
-        ),
-        (
-            r#"{"stream_id": "order-1", "data": {}}"#.into(),
-            "missing field `type`",
-        ),
-        (
-            r#"{"stream_id": "order-1", "type": "A", "data": {}, "stream": 1}"#.into(),
-            "unknown field `stream`",
-        ),
+        ("{\"stream_id\": \"order-1\", \"type\": \"A\"".into(), "not a valid event"),
+        (r#"{"stream_id": "order-1", "type": "A", "data": [1]}"#.into(), "must be a JSON object, not an array"),
+        (r#"{"stream_id": "order-1", "type": "A", "data": "x"}"#.into(), "must be a JSON object, not a string"),
+        (r#"{"stream_id": "", "type": "A", "data": {}}"#.into(), "stream id is empty"),
+        (format!(r#"{{"stream_id": "{long}", "type": "A", "data": {{}}}}"#), "stream id is 501 characters long"),
+        (r#"{"stream_id": "order-1", "data": {}}"#.into(), "missing field `type`"),
+        (r#"{"stream_id": "order-1", "type": "A", "data": {}, "stream": 1}"#.into(), "unknown field `stream`"),
         (
             r#"{"stream_id": "order-1", "type": "A", "data": {}, "expected_version": -1}"#.into(),
             "expected_version must be",
         ),
-        (
-            r#"{"stream_id": "order-1", "type": "A", "data": {}, "event_id": "nope"}"#.into(),
-            "not a valid event",
-        ),
+        (r#"{"stream_id": "order-1", "type": "A", "data": {}, "event_id": "nope"}"#.into(), "not a valid event"),
         ("[1, 2]".into(), "not a valid event"),
     ];
     for (bad, reason) in cases {
@@ -219,10 +162,7 @@ async fn each_bad_line_is_reported_by_number_and_nothing_is_appended() -> anyhow
         let message = stderr(&out);
         assert!(!out.status.success(), "accepted: {bad}");
         assert!(message.contains("line 3: "), "{bad}: {message}");
-        assert!(
-            message.contains(reason),
-            "{bad}: expected {reason:?} in {message}"
-        );
+        assert!(message.contains(reason), "{bad}: expected {reason:?} in {message}");
         assert!(message.contains("nothing was appended"), "{message}");
         assert_eq!(event_count(&db).await?, 0, "{bad}");
     }
@@ -244,10 +184,7 @@ async fn a_conflict_in_the_input_appends_nothing_and_names_the_lines() -> anyhow
 {"stream_id": "order-2", "type": "ItemAdded", "data": {}, "expected_version": 5}
 "#;
     let out = append(&db, input, &[])?;
-    assert_refused(
-        &out,
-        "nothing was appended; the failing stream is on line 2, line 3",
-    );
+    assert_refused(&out, "nothing was appended; the failing stream is on line 2, line 3");
     assert_refused(&out, "expected version 5, but the stream is at version 1");
     assert_eq!(event_count(&db).await?, 0);
     Ok(())
@@ -267,14 +204,8 @@ not json
     let message = stderr(&out);
     assert!(message.contains("line 2: not a valid event"), "{message}");
     assert!(message.contains("line 3: data of event"), "{message}");
-    assert!(
-        message.contains("line 5: skipped: concurrency conflict"),
-        "{message}"
-    );
-    assert_eq!(
-        stdout(&out).trim(),
-        "appended 2 events to 2 streams; skipped 3 lines"
-    );
+    assert!(message.contains("line 5: skipped: concurrency conflict"), "{message}");
+    assert_eq!(stdout(&out).trim(), "appended 2 events to 2 streams; skipped 3 lines");
     assert_eq!(event_count(&db).await?, 2);
     Ok(())
 }
@@ -285,17 +216,10 @@ async fn generate_writes_the_generators_events_and_consistent_streams() -> anyho
     let out = generate_orders(&db, &["--orders", "300", "--seed", "5"])?;
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let expected: Vec<_> = OrderGenerator::new(OrderConfig {
-        orders: 300,
-        seed: 5,
-        ..OrderConfig::default()
-    })
-    .collect();
+    let expected: Vec<_> =
+        OrderGenerator::new(OrderConfig { orders: 300, seed: 5, ..OrderConfig::default() }).collect();
     assert!(
-        stdout(&out).starts_with(&format!(
-            "generated {} events in 300 order streams",
-            expected.len()
-        )),
+        stdout(&out).starts_with(&format!("generated {} events in 300 order streams", expected.len())),
         "{}",
         stdout(&out)
     );
@@ -310,10 +234,7 @@ async fn generate_writes_the_generators_events_and_consistent_streams() -> anyho
         assert_eq!(row.get::<_, i64>(2), event.version);
         assert_eq!(row.get::<_, String>(3), event.event_type);
         assert_eq!(row.get::<_, serde_json::Value>(4), event.data);
-        assert_eq!(
-            row.get::<_, chrono::DateTime<chrono::Utc>>(5),
-            event.timestamp
-        );
+        assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(5), event.timestamp);
     }
 
     // streams: one row per stream, at the stream's last version, category `order`.
@@ -321,12 +242,7 @@ async fn generate_writes_the_generators_events_and_consistent_streams() -> anyho
     for event in &expected {
         last.insert(&event.stream_id, event.version);
     }
-    let streams = client
-        .query(
-            "SELECT stream_id::text, category::text, version FROM streams",
-            &[],
-        )
-        .await?;
+    let streams = client.query("SELECT stream_id::text, category::text, version FROM streams", &[]).await?;
     assert_eq!(streams.len(), last.len());
     for row in &streams {
         let stream: String = row.get(0);
@@ -367,10 +283,7 @@ async fn an_event_id_used_twice_in_the_input_is_a_bad_line() -> anyhow::Result<(
          {{\"stream_id\": \"a-2\", \"type\": \"A\", \"data\": {{}}, \"event_id\": \"{id}\"}}\n"
     );
     let out = append(&db, &input, &[])?;
-    assert_refused(
-        &out,
-        &format!("line 2: event_id {id} is already used on line 1"),
-    );
+    assert_refused(&out, &format!("line 2: event_id {id} is already used on line 1"));
     assert_eq!(event_count(&db).await?, 0);
     Ok(())
 }
@@ -386,10 +299,7 @@ async fn the_commands_work_in_another_schema() -> anyhow::Result<()> {
     let generated = generate_orders(&db, &["--schema", "es", "--orders", "20"])?;
     assert!(generated.status.success(), "{}", stderr(&generated));
     let client = db.connect().await?;
-    let streams: i64 = client
-        .query_one("SELECT count(*) FROM es.streams", &[])
-        .await?
-        .get(0);
+    let streams: i64 = client.query_one("SELECT count(*) FROM es.streams", &[]).await?.get(0);
     assert_eq!(streams, 21);
     Ok(())
 }

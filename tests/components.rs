@@ -27,21 +27,12 @@ type Tables = BTreeMap<String, BTreeMap<Key, Row>>;
 struct Model(Arc<Mutex<Tables>>);
 
 impl RowSource for Model {
-    fn get_row(
-        &mut self,
-        table: &str,
-        key: &[ColumnValue],
-    ) -> Result<Option<Vec<ColumnValue>>, String> {
+    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
         let tables = self.0.lock().unwrap();
-        let rows = tables
-            .get(table)
-            .ok_or_else(|| format!("relation \"{table}\" does not exist"))?;
+        let rows = tables.get(table).ok_or_else(|| format!("relation \"{table}\" does not exist"))?;
         Ok(rows.get(&key_from_wit(key)).map(|row| {
             row.columns()
-                .map(|(column, value)| ColumnValue {
-                    column: column.to_owned(),
-                    value: value_to_wit(value),
-                })
+                .map(|(column, value)| ColumnValue { column: column.to_owned(), value: value_to_wit(value) })
                 .collect()
         }))
     }
@@ -50,11 +41,7 @@ impl RowSource for Model {
 impl Model {
     /// Empty tables of the projection `description` describes.
     fn new(description: &refract_sdk::Description) -> Model {
-        let tables = description
-            .tables
-            .iter()
-            .map(|table| (table.name.clone(), BTreeMap::new()))
-            .collect();
+        let tables = description.tables.iter().map(|table| (table.name.clone(), BTreeMap::new())).collect();
         Model(Arc::new(Mutex::new(tables)))
     }
 
@@ -65,16 +52,12 @@ impl Model {
             match op {
                 Op::Upsert(upsert) => {
                     let key = key_from_wit(&upsert.key);
-                    let rows = tables
-                        .get_mut(&upsert.table)
-                        .expect("an upsert of a declared table");
+                    let rows = tables.get_mut(&upsert.table).expect("an upsert of a declared table");
                     let stored = rows.get(&key).cloned();
                     let mut row = stored.clone().unwrap_or_else(|| key_row(&upsert.key));
                     for update in upsert.columns {
                         let new = value_from_wit(update.value);
-                        let old = stored
-                            .as_ref()
-                            .and_then(|row| row.value(&update.column).cloned());
+                        let old = stored.as_ref().and_then(|row| row.value(&update.column).cloned());
                         let value = match (update.merge, old) {
                             (Merge::Set, _) | (_, None) => new,
                             (Merge::Add, Some(old)) => add(old, new),
@@ -86,9 +69,7 @@ impl Model {
                     rows.insert(key, row);
                 }
                 Op::Delete(delete) => {
-                    let rows = tables
-                        .get_mut(&delete.table)
-                        .expect("a delete of a declared table");
+                    let rows = tables.get_mut(&delete.table).expect("a delete of a declared table");
                     rows.remove(&key_from_wit(&delete.key));
                 }
                 Op::Sql(statement) => {
@@ -117,19 +98,13 @@ fn add(old: Value, new: Value) -> Value {
 }
 
 fn key_from_wit(key: &[ColumnValue]) -> Key {
-    let mut columns = key
-        .iter()
-        .map(|column| (column.column.as_str(), value_from_wit(column.value.clone())));
+    let mut columns = key.iter().map(|column| (column.column.as_str(), value_from_wit(column.value.clone())));
     let (first, value) = columns.next().expect("a key has a column");
-    columns.fold(Key::new(first, value), |key, (column, value)| {
-        key.and(column, value)
-    })
+    columns.fold(Key::new(first, value), |key, (column, value)| key.and(column, value))
 }
 
 fn key_row(key: &[ColumnValue]) -> Row {
-    key.iter()
-        .map(|column| (column.column.clone(), value_from_wit(column.value.clone())))
-        .collect()
+    key.iter().map(|column| (column.column.clone(), value_from_wit(column.value.clone()))).collect()
 }
 
 fn value_from_wit(value: wit::Value) -> Value {
@@ -178,29 +153,19 @@ fn event_to_wit(event: &refract_sdk::Event) -> wit::Event {
 
 fn load(path: &str) -> Projector {
     let runtime = Runtime::new().expect("a wasm runtime");
-    runtime
-        .load_file(Path::new(path))
-        .unwrap_or_else(|error| panic!("cannot load {path}: {error}"))
+    runtime.load_file(Path::new(path)).unwrap_or_else(|error| panic!("cannot load {path}: {error}"))
 }
 
 /// A new instance of `projector` whose `get-row` reads `model`.
 fn instantiate(projector: &Projector, name: &str, model: &Model) -> Instance {
-    projector
-        .instantiate(name, &Limits::default(), Box::new(model.clone()))
-        .expect("an instance")
+    projector.instantiate(name, &Limits::default(), Box::new(model.clone())).expect("an instance")
 }
 
 /// Each example projection's component file, with the description of its native code.
 fn components() -> [(&'static str, refract_sdk::Description); 2] {
     [
-        (
-            refract_projection_artifacts::ORDER_SUMMARY,
-            OrderSummary::describe(),
-        ),
-        (
-            refract_projection_artifacts::REVENUE_BY_DAY,
-            RevenueByDay::describe(),
-        ),
+        (refract_projection_artifacts::ORDER_SUMMARY, OrderSummary::describe()),
+        (refract_projection_artifacts::REVENUE_BY_DAY, RevenueByDay::describe()),
     ]
 }
 
@@ -215,26 +180,10 @@ struct Feed {
 }
 
 const FEEDS: &[Feed] = &[
-    Feed {
-        batch_size: usize::MAX,
-        new_instance_per_batch: false,
-        filter: true,
-    },
-    Feed {
-        batch_size: 1,
-        new_instance_per_batch: false,
-        filter: true,
-    },
-    Feed {
-        batch_size: 3,
-        new_instance_per_batch: true,
-        filter: true,
-    },
-    Feed {
-        batch_size: usize::MAX,
-        new_instance_per_batch: false,
-        filter: false,
-    },
+    Feed { batch_size: usize::MAX, new_instance_per_batch: false, filter: true },
+    Feed { batch_size: 1, new_instance_per_batch: false, filter: true },
+    Feed { batch_size: 3, new_instance_per_batch: true, filter: true },
+    Feed { batch_size: usize::MAX, new_instance_per_batch: false, filter: false },
 ];
 
 /// Runs `fixture` through a component of `P`, returning the model of its tables.
@@ -252,12 +201,7 @@ fn run_component<P: Projection>(projector: &Projector, fixture: &Fixture, feed: 
         let ops = instance
             .apply(batch)
             .unwrap_or_else(|error| panic!("{}: the component failed: {error}", fixture.name))
-            .unwrap_or_else(|error| {
-                panic!(
-                    "{}: the projection refused a batch: {error:?}",
-                    fixture.name
-                )
-            });
+            .unwrap_or_else(|error| panic!("{}: the projection refused a batch: {error:?}", fixture.name));
         model.apply(ops);
         if feed.new_instance_per_batch {
             instance = instantiate(projector, &description.name, &model);
@@ -269,15 +213,8 @@ fn run_component<P: Projection>(projector: &Projector, fixture: &Fixture, feed: 
 /// Every table of `P` after the native run of `fixture` in one batch.
 fn run_native<P: Projection>(fixture: &Fixture) -> BTreeMap<String, Vec<Row>> {
     let mut harness = Harness::<P>::new();
-    harness
-        .apply(fixture.events.clone())
-        .unwrap_or_else(|error| panic!("{}: {error}", fixture.name));
-    harness
-        .description()
-        .tables
-        .iter()
-        .map(|table| (table.name.clone(), harness.rows(&table.name)))
-        .collect()
+    harness.apply(fixture.events.clone()).unwrap_or_else(|error| panic!("{}: {error}", fixture.name));
+    harness.description().tables.iter().map(|table| (table.name.clone(), harness.rows(&table.name))).collect()
 }
 
 /// Checks `P`'s component against every fixture: `expected(fixture)` from the fixture's
@@ -297,11 +234,7 @@ fn check_fixtures<P: Projection, T: PartialEq + std::fmt::Debug>(
             let rows: Vec<T> = model.rows(table).iter().map(&read).collect();
             assert_eq!(rows, expected(&fixture), "{context}: hand-written rows");
             for (name, native_rows) in &native {
-                assert_eq!(
-                    &model.rows(name),
-                    native_rows,
-                    "{context}: table {name}, native run"
-                );
+                assert_eq!(&model.rows(name), native_rows, "{context}: table {name}, native run");
             }
         }
     }
@@ -334,31 +267,14 @@ fn components_describe_themselves_as_their_native_code_does() {
         let description = instance.describe().unwrap();
         assert_eq!(description.name, native.name);
         assert_eq!(description.version, native.version);
-        assert_eq!(
-            description.subscription.event_types,
-            native.subscription.event_types
-        );
-        assert_eq!(
-            description.subscription.categories,
-            vec!["order".to_owned()]
-        );
-        let tables: Vec<_> = description
-            .tables
-            .iter()
-            .map(|table| (table.name.clone(), table.ddl.clone()))
-            .collect();
-        let expected: Vec<_> = native
-            .tables
-            .iter()
-            .map(|table| (table.name.clone(), table.ddl.clone()))
-            .collect();
+        assert_eq!(description.subscription.event_types, native.subscription.event_types);
+        assert_eq!(description.subscription.categories, vec!["order".to_owned()]);
+        let tables: Vec<_> = description.tables.iter().map(|table| (table.name.clone(), table.ddl.clone())).collect();
+        let expected: Vec<_> = native.tables.iter().map(|table| (table.name.clone(), table.ddl.clone())).collect();
         assert_eq!(tables, expected);
     }
     assert_eq!(
-        refract_projection_artifacts::all()
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>(),
+        refract_projection_artifacts::all().iter().map(|(name, _)| *name).collect::<Vec<_>>(),
         ["order_summary", "revenue_by_day"]
     );
 }
@@ -369,22 +285,16 @@ fn a_payload_of_the_wrong_shape_is_a_typed_error_naming_the_event_not_a_trap() {
     for (path, description) in components() {
         let name = &description.name;
         let mut instance = instantiate(&load(path), name, &Model::new(&description));
-        let refused = instance
-            .apply(&events)
-            .expect("no trap: the projection's own error");
+        let refused = instance.apply(&events).expect("no trap: the projection's own error");
         let error = refused.expect_err("the batch is refused");
         assert_eq!(error.global_position, Some(2), "{name}");
         assert!(
-            error
-                .message
-                .starts_with("event 2 (ItemAdded, id e0000000-0000-4000-8000-000000000002"),
+            error.message.starts_with("event 2 (ItemAdded, id e0000000-0000-4000-8000-000000000002"),
             "{name}: {}",
             error.message
         );
         assert!(
-            error
-                .message
-                .contains("data is not a valid ItemAdded: invalid type: string \"two\""),
+            error.message.contains("data is not a valid ItemAdded: invalid type: string \"two\""),
             "{name}: {}",
             error.message
         );
@@ -419,11 +329,7 @@ fn cargo(args: &[&str], manifest: &Path) -> std::process::Output {
 }
 
 fn refract_new(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_refract"))
-        .arg("new")
-        .args(args)
-        .output()
-        .expect("refract runs")
+    Command::new(env!("CARGO_BIN_EXE_refract")).arg("new").args(args).output().expect("refract runs")
 }
 
 #[test]
@@ -432,11 +338,7 @@ fn refract_new_scaffolds_a_crate_that_tests_natively_and_builds_a_loadable_compo
     let crate_dir = dir.path().join("shop_activity");
     let output = refract_new(&["shop_activity", "--path", crate_dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("path dependency on"), "{stdout}");
     assert!(crate_dir.join("README.md").exists());
 
@@ -445,24 +347,12 @@ fn refract_new_scaffolds_a_crate_that_tests_natively_and_builds_a_loadable_compo
     let summary = String::from_utf8_lossy(&tests.stdout);
     assert!(summary.contains("test result: ok. 2 passed"), "{summary}");
 
-    cargo(
-        &["build", "--release", "--target", "wasm32-wasip2"],
-        &manifest,
-    );
+    cargo(&["build", "--release", "--target", "wasm32-wasip2"], &manifest);
     let wasm = scaffold_target_dir().join("wasm32-wasip2/release/shop_activity.wasm");
-    let no_tables =
-        refract_sdk::Description::new("shop_activity", "0.1.0").table("shop_activity", "");
-    let mut instance = instantiate(
-        &load(wasm.to_str().unwrap()),
-        "shop_activity",
-        &Model::new(&no_tables),
-    );
+    let no_tables = refract_sdk::Description::new("shop_activity", "0.1.0").table("shop_activity", "");
+    let mut instance = instantiate(&load(wasm.to_str().unwrap()), "shop_activity", &Model::new(&no_tables));
     assert_eq!(instance.describe().unwrap().name, "shop_activity");
-    let item = refract_sdk::Event::new(
-        "order-1",
-        "ItemAdded",
-        r#"{"product_id": "p1", "quantity": 2, "price": 1.5}"#,
-    );
+    let item = refract_sdk::Event::new("order-1", "ItemAdded", r#"{"product_id": "p1", "quantity": 2, "price": 1.5}"#);
     let ops = instance.apply(&[event_to_wit(&item)]).unwrap().unwrap();
     assert_eq!(ops.len(), 1, "one upsert for the one row touched: {ops:?}");
 }
@@ -474,10 +364,7 @@ fn refract_new_refuses_bad_names_and_occupied_directories_and_writes_nothing() {
         let target = dir.path().join("x");
         let output = refract_new(&[bad, "--path", target.to_str().unwrap()]);
         assert!(!output.status.success(), "{bad} was accepted");
-        assert!(
-            String::from_utf8_lossy(&output.stderr)
-                .contains(&format!("invalid projection name `{bad}`"))
-        );
+        assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("invalid projection name `{bad}`")));
         assert!(!target.exists(), "{bad}: something was written");
     }
     let occupied = dir.path().join("occupied");
@@ -485,9 +372,6 @@ fn refract_new_refuses_bad_names_and_occupied_directories_and_writes_nothing() {
     std::fs::write(occupied.join("keep.txt"), "mine").unwrap();
     let output = refract_new(&["shop", "--path", occupied.to_str().unwrap()]);
     assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("already exists and is not an empty directory")
-    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists and is not an empty directory"));
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
 }

@@ -9,9 +9,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{
-    EngineProcess, projections_dir, remaining, start_over, wait_caught_up,
-};
+use refract_test_harness::engine::{EngineProcess, projections_dir, remaining, start_over, wait_caught_up};
 use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
 
 const BIN: &str = env!("CARGO_BIN_EXE_refract");
@@ -21,11 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 
 fn refract(args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new(BIN).args(args).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "refract {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8(out.stdout)?)
 }
 
@@ -46,10 +40,7 @@ fn generate(db: &TestDb, orders: u32, seed: u32) -> anyhow::Result<()> {
 async fn assert_read_models_exact(db: &TestDb) -> anyhow::Result<()> {
     let client = db.connect().await?;
     let expected = expected_from_db(&client, "public").await?;
-    assert!(
-        !expected.order_summary.is_empty(),
-        "the test wrote no orders"
-    );
+    assert!(!expected.order_summary.is_empty(), "the test wrote no orders");
     assert_same(&expected, &actual_from_db(&client).await?);
     Ok(())
 }
@@ -69,10 +60,7 @@ async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::
     assert_read_models_exact(&db).await?;
 
     // Stable names for any reader.
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM order_summary.order_summary", &[])
-        .await?
-        .get(0);
+    let n: i64 = client.query_one("SELECT count(*) FROM order_summary.order_summary", &[]).await?.get(0);
     assert!(n >= 1000, "{n} orders projected");
     Ok(())
 }
@@ -84,10 +72,7 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
     generate(&db, 13_000, 7)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
     std::fs::write(dir.path().join("order_summary.toml"), "batch_size = 700\n")?;
-    std::fs::write(
-        dir.path().join("revenue_by_day.toml"),
-        "batch_size = 1300\n",
-    )?;
+    std::fs::write(dir.path().join("revenue_by_day.toml"), "batch_size = 1300\n")?;
     let log = dir.path().join("engine.log");
     let client = db.connect().await?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -101,10 +86,7 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
         engine.kill();
         kills += 1;
     }
-    assert!(
-        kills >= 3,
-        "the engine was killed only {kills} times before it caught up"
-    );
+    assert!(kills >= 3, "the engine was killed only {kills} times before it caught up");
     let engine = EngineProcess::start(BIN, db.url(), dir.path(), &log, &[])?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await
@@ -113,12 +95,7 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread")]
 async fn polling_alone_converges_without_notify() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let (_dir, engine) = start_over(
-        BIN,
-        db.url(),
-        &[ORDER_SUMMARY, REVENUE_BY_DAY],
-        &["--no-notify"],
-    )?;
+    let (_dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &["--no-notify"])?;
     generate(&db, 300, 3)?;
     let client = db.connect().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
@@ -130,22 +107,10 @@ async fn a_standby_engine_takes_over_when_the_owner_dies() -> anyhow::Result<()>
     let db = TestDb::migrated().await?;
     generate(&db, 300, 4)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let mut owner = EngineProcess::start(
-        BIN,
-        db.url(),
-        dir.path(),
-        &dir.path().join("owner.log"),
-        &[],
-    )?;
+    let mut owner = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("owner.log"), &[])?;
     let client = db.connect().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &owner).await?;
-    let standby = EngineProcess::start(
-        BIN,
-        db.url(),
-        dir.path(),
-        &dir.path().join("standby.log"),
-        &[],
-    )?;
+    let standby = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("standby.log"), &[])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     owner.kill();
     generate(&db, 300, 5)?;
@@ -160,25 +125,13 @@ async fn projections_at_the_head_share_one_scan_and_status_shows_them() -> anyho
     generate(&db, 500, 6)?;
     let client = db.connect().await?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
-    let mut engine = EngineProcess::start(
-        BIN,
-        db.url(),
-        dir.path(),
-        &dir.path().join("first.log"),
-        &[],
-    )?;
+    let mut engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("first.log"), &[])?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
 
     tokio::time::sleep(Duration::from_millis(1500)).await; // one status publication
-    let status: serde_json::Value =
-        serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
-    let projections = status["projections"]
-        .as_array()
-        .expect("a list of projections");
-    let names: Vec<&str> = projections
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let status: serde_json::Value = serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
+    let projections = status["projections"].as_array().expect("a list of projections");
+    let names: Vec<&str> = projections.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, BOTH);
     for p in projections {
         assert_eq!(p["state"], "live", "{p}");
@@ -225,13 +178,9 @@ async fn status_names_the_transaction_that_holds_the_horizon_back() -> anyhow::R
     tx.query_one("SELECT pg_current_xact_id()", &[]).await?;
     generate(&db, 20, 9)?;
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let status: serde_json::Value =
-        serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
+    let status: serde_json::Value = serde_json::from_str(&refract(&["status", "--json", "--database-url", db.url()])?)?;
     assert_eq!(status["horizon_held_by"]["pid"], pid, "{status:#}");
-    assert!(
-        remaining(&client, BOTH[0]).await? > 0,
-        "events behind an open transaction were projected"
-    );
+    assert!(remaining(&client, BOTH[0]).await? > 0, "events behind an open transaction were projected");
     let table = refract(&["status", "--database-url", db.url()])?;
     assert!(table.contains(&format!("backend {pid}")), "{table}");
 

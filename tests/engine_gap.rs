@@ -24,8 +24,7 @@ const PROJECTIONS: [&str; 2] = ["order_summary", "revenue_by_day"];
 const PATIENCE: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_writers_committing_out_of_order_lose_and_duplicate_nothing()
--> anyhow::Result<()> {
+async fn concurrent_writers_committing_out_of_order_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     let client = db.connect().await?;
     let (_dir, mut engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
@@ -34,27 +33,13 @@ async fn concurrent_writers_committing_out_of_order_lose_and_duplicate_nothing()
     let report = Workload::default().run(db.url(), "public").await?;
     // The hazards this test is about did happen.
     assert!(report.late_commits > 0, "no commit landed late: {report:?}");
-    assert!(
-        report.rolled_back_transactions > 0,
-        "nothing rolled back: {report:?}"
-    );
-    assert!(
-        engine.is_running(),
-        "the engine stopped while the writers wrote:\n{}",
-        engine.log()
-    );
+    assert!(report.rolled_back_transactions > 0, "nothing rolled back: {report:?}");
+    assert!(engine.is_running(), "the engine stopped while the writers wrote:\n{}", engine.log());
 
     wait_caught_up(&client, &PROJECTIONS, PATIENCE, &engine).await?;
 
-    let events: i64 = client
-        .query_one("SELECT count(*) FROM events", &[])
-        .await?
-        .get(0);
-    assert_eq!(
-        u64::try_from(events)?,
-        report.committed_events,
-        "the log holds exactly the committed events"
-    );
+    let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
+    assert_eq!(u64::try_from(events)?, report.committed_events, "the log holds exactly the committed events");
     assert_stream_versions(&client, report.streams.len()).await?;
 
     let expected = expected_from_db(&client, "public").await?;
@@ -75,10 +60,7 @@ async fn wait_tailing(client: &Client, engine: &EngineProcess) -> anyhow::Result
     let deadline = Instant::now() + PATIENCE;
     loop {
         let states: Vec<(String, String)> = client
-            .query(
-                "SELECT name, state FROM refract_status WHERE name = ANY($1) ORDER BY name",
-                &[&&PROJECTIONS[..]],
-            )
+            .query("SELECT name, state FROM refract_status WHERE name = ANY($1) ORDER BY name", &[&&PROJECTIONS[..]])
             .await
             .map(|rows| rows.iter().map(|row| (row.get(0), row.get(1))).collect())
             // The engine creates its tables when it starts: not there yet is not an error.
@@ -86,10 +68,7 @@ async fn wait_tailing(client: &Client, engine: &EngineProcess) -> anyhow::Result
         if let Some((name, _)) = states.iter().find(|(_, state)| state == "failed") {
             bail!("projection {name} failed:\n{}", engine.log());
         }
-        let tailing = states
-            .iter()
-            .filter(|(_, state)| state == "catching-up" || state == "live")
-            .count();
+        let tailing = states.iter().filter(|(_, state)| state == "catching-up" || state == "live").count();
         if tailing == PROJECTIONS.len() {
             return Ok(());
         }
@@ -132,15 +111,8 @@ async fn assert_stream_versions(client: &Client, streams: usize) -> anyhow::Resu
             )
         })
         .collect();
-    assert!(
-        wrong.is_empty(),
-        "stream versions are wrong:\n{}",
-        wrong.join("\n")
-    );
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM streams", &[])
-        .await?
-        .get(0);
+    assert!(wrong.is_empty(), "stream versions are wrong:\n{}", wrong.join("\n"));
+    let rows: i64 = client.query_one("SELECT count(*) FROM streams", &[]).await?.get(0);
     assert_eq!(usize::try_from(rows)?, streams, "streams rows");
     Ok(())
 }
@@ -150,10 +122,7 @@ async fn assert_stream_versions(client: &Client, streams: usize) -> anyhow::Resu
 /// selects. One engine ran from an empty log, so an event applied twice shows as a count
 /// above that, at any time; an event skipped, as a count that stays below it. Equality must
 /// hold in two successive status publications, so that nothing is applied after it.
-async fn assert_each_event_handed_over_once(
-    client: &Client,
-    engine: &EngineProcess,
-) -> anyhow::Result<()> {
+async fn assert_each_event_handed_over_once(client: &Client, engine: &EngineProcess) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     let mut settled_at: Option<Vec<DateTime<Utc>>> = None;
     loop {
@@ -176,8 +145,7 @@ async fn assert_each_event_handed_over_once(
             .await?;
         let mut equal = rows.len() == PROJECTIONS.len();
         for row in &rows {
-            let (name, applied, subscribed): (String, i64, i64) =
-                (row.get(0), row.get(1), row.get(3));
+            let (name, applied, subscribed): (String, i64, i64) = (row.get(0), row.get(1), row.get(3));
             assert!(
                 applied <= subscribed,
                 "{name} was handed {applied} events; only {subscribed} committed events match \
@@ -188,10 +156,7 @@ async fn assert_each_event_handed_over_once(
         let published: Vec<DateTime<Utc>> = rows.iter().map(|row| row.get(2)).collect();
         match &settled_at {
             Some(first) if published.iter().zip(first).all(|(now, then)| now > then) => {
-                ensure!(
-                    equal,
-                    "a projection was handed more events after catching up"
-                );
+                ensure!(equal, "a projection was handed more events after catching up");
                 return Ok(());
             }
             Some(_) => {}
@@ -202,11 +167,7 @@ async fn assert_each_event_handed_over_once(
             Instant::now() < deadline,
             "the events handed over never matched the subscribed events ({:?}); engine log:\n{}",
             rows.iter()
-                .map(|row| (
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1),
-                    row.get::<_, i64>(3)
-                ))
+                .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, i64>(3)))
                 .collect::<Vec<_>>(),
             engine.log()
         );

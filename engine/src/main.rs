@@ -35,9 +35,7 @@ enum Command {
 fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -46,11 +44,7 @@ fn init_tracing(default: &str) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" });
     let result = match cli.command {
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Append(args) => cli::append::run(args).await,

@@ -26,10 +26,7 @@ pub struct Migration {
 impl Migration {
     /// The hex SHA-256 of the SQL text: how a run notices that an applied file was edited.
     pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(self.sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -124,17 +121,11 @@ pub const MIGRATIONS: &[Migration] = embedded![
 /// The four leading digits of a file stem `NNNN_name`; a malformed stem fails the build.
 const fn version_of(stem: &str) -> i32 {
     let b = stem.as_bytes();
-    assert!(
-        b.len() > 5 && b[4] == b'_',
-        "a migration file is named NNNN_name.sql"
-    );
+    assert!(b.len() > 5 && b[4] == b'_', "a migration file is named NNNN_name.sql");
     let mut version = 0;
     let mut i = 0;
     while i < 4 {
-        assert!(
-            b[i].is_ascii_digit(),
-            "a migration file is named NNNN_name.sql"
-        );
+        assert!(b[i].is_ascii_digit(), "a migration file is named NNNN_name.sql");
         version = version * 10 + (b[i] - b'0') as i32;
         i += 1;
     }
@@ -156,8 +147,7 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
         return Err(MigrateError::InvalidSchema(schema.to_owned()));
     }
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
     let quoted = quote_ident(schema);
     // `IF NOT EXISTS` notices ("already exists, skipping") are expected: keep them quiet.
     tx.batch_execute(&format!(
@@ -172,20 +162,11 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
          );"
     ))
     .await?;
-    let recorded = tx
-        .query(
-            "SELECT version, name, checksum FROM refract_migrations ORDER BY version",
-            &[],
-        )
-        .await?;
+    let recorded = tx.query("SELECT version, name, checksum FROM refract_migrations ORDER BY version", &[]).await?;
     for row in &recorded {
         let (version, name, checksum): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
         let Some(migration) = MIGRATIONS.iter().find(|m| m.version == version) else {
-            return Err(MigrateError::Unknown {
-                schema: schema.to_owned(),
-                version,
-                name,
-            });
+            return Err(MigrateError::Unknown { schema: schema.to_owned(), version, name });
         };
         let embedded = migration.checksum();
         if checksum != embedded {
@@ -200,34 +181,19 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<Applied>, 
     }
     let mut applied = Vec::new();
     for migration in MIGRATIONS {
-        if recorded
-            .iter()
-            .any(|row| row.get::<_, i32>(0) == migration.version)
-        {
+        if recorded.iter().any(|row| row.get::<_, i32>(0) == migration.version) {
             continue;
         }
         apply(&tx, migration).await?;
-        tracing::info!(
-            schema,
-            version = migration.version,
-            name = migration.name,
-            "applied migration"
-        );
-        applied.push(Applied {
-            version: migration.version,
-            name: migration.name,
-        });
+        tracing::info!(schema, version = migration.version, name = migration.name, "applied migration");
+        applied.push(Applied { version: migration.version, name: migration.name });
     }
     tx.commit().await?;
     Ok(applied)
 }
 
 async fn apply(tx: &Transaction<'_>, migration: &Migration) -> Result<(), MigrateError> {
-    let failed = |error| MigrateError::Failed {
-        version: migration.version,
-        name: migration.name,
-        error,
-    };
+    let failed = |error| MigrateError::Failed { version: migration.version, name: migration.name, error };
     tx.batch_execute(migration.sql).await.map_err(failed)?;
     tx.execute(
         "INSERT INTO refract_migrations (version, name, checksum) VALUES ($1, $2, $3)",

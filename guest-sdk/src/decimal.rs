@@ -40,9 +40,7 @@ impl Decimal {
         }
         let mut units: i128 = 0;
         for byte in whole.bytes().chain(fraction.bytes()) {
-            units = units
-                .checked_mul(10)?
-                .checked_add(i128::from(byte - b'0'))?;
+            units = units.checked_mul(10)?.checked_add(i128::from(byte - b'0'))?;
         }
         let scale = i64::try_from(fraction.len()).ok()? - i64::from(exponent);
         let decimal = if scale < 0 {
@@ -125,9 +123,7 @@ mod tests {
     use super::Decimal;
 
     fn parse(text: &str) -> String {
-        Decimal::parse(text)
-            .map(|d| d.to_string())
-            .unwrap_or_else(|| "invalid".into())
+        Decimal::parse(text).map(|d| d.to_string()).unwrap_or_else(|| "invalid".into())
     }
 
     #[test]
@@ -148,13 +144,7 @@ mod tests {
     #[test]
     fn adds_with_the_larger_scale() {
         let add = |a: &str, b: &str| {
-            Decimal::parse(a)
-                .unwrap()
-                .rescaled(2)
-                .unwrap()
-                .checked_add(Decimal::parse(b).unwrap())
-                .unwrap()
-                .to_string()
+            Decimal::parse(a).unwrap().rescaled(2).unwrap().checked_add(Decimal::parse(b).unwrap()).unwrap().to_string()
         };
         assert_eq!(add("0.1", "0.2"), "0.30");
         assert_eq!(add("100.00", "-100"), "0.00");

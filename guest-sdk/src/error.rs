@@ -94,11 +94,7 @@ impl fmt::Display for EventRef {
         write!(
             f,
             "event {} ({}, id {}, stream {}, version {})",
-            self.global_position,
-            self.event_type,
-            self.event_id,
-            self.stream_id,
-            self.stream_version
+            self.global_position, self.event_type, self.event_id, self.stream_id, self.stream_version
         )
     }
 }

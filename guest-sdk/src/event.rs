@@ -24,11 +24,7 @@ pub struct Event {
 impl Event {
     /// An event of `event_type` in `stream_id` with the JSON `data`, for tests. Position 0,
     /// version 1, an empty id and metadata, timestamp 0, until set with the `with_` methods.
-    pub fn new(
-        stream_id: impl Into<String>,
-        event_type: impl Into<String>,
-        data: impl Into<Vec<u8>>,
-    ) -> Event {
+    pub fn new(stream_id: impl Into<String>, event_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Event {
         Event {
             global_position: 0,
             stream_id: stream_id.into(),
@@ -84,9 +80,7 @@ impl Event {
     /// The stream's category: the part of the stream id before the first `-` (all of it
     /// when there is no `-`), e.g. `order`.
     pub fn category(&self) -> &str {
-        self.stream_id
-            .split_once('-')
-            .map_or(self.stream_id.as_str(), |(category, _)| category)
+        self.stream_id.split_once('-').map_or(self.stream_id.as_str(), |(category, _)| category)
     }
 
     /// Version of the event within its stream, from 1.
@@ -133,11 +127,7 @@ impl Event {
         self.decode("metadata", &self.metadata).map(Some)
     }
 
-    fn decode<'a, T: Deserialize<'a>>(
-        &self,
-        part: &'static str,
-        json: &'a [u8],
-    ) -> Result<T, Error> {
+    fn decode<'a, T: Deserialize<'a>>(&self, part: &'static str, json: &'a [u8]) -> Result<T, Error> {
         serde_json::from_slice(json).map_err(|error| Error::Payload {
             event: Box::new(self.reference()),
             part,
@@ -184,30 +174,15 @@ mod tests {
 
     #[test]
     fn a_payload_of_the_wrong_shape_names_the_event_and_the_problem() {
-        let event = Event::new(
-            "order-1",
-            "ItemAdded",
-            r#"{"product_id": "p1", "quantity": "two"}"#,
-        )
-        .with_position(42)
-        .with_id("7c1d")
-        .with_version(3);
+        let event = Event::new("order-1", "ItemAdded", r#"{"product_id": "p1", "quantity": "two"}"#)
+            .with_position(42)
+            .with_id("7c1d")
+            .with_version(3);
         let error = event.data::<ItemAdded>().unwrap_err();
-        let Error::Payload {
-            event: reference,
-            target,
-            message,
-            ..
-        } = &error
-        else {
-            panic!("{error:?}")
-        };
+        let Error::Payload { event: reference, target, message, .. } = &error else { panic!("{error:?}") };
         assert_eq!(reference.global_position, 42);
         assert_eq!(target, "ItemAdded");
-        assert!(
-            message.contains("invalid type: string \"two\""),
-            "{message}"
-        );
+        assert!(message.contains("invalid type: string \"two\""), "{message}");
         assert_eq!(
             error.to_string(),
             format!(
@@ -218,18 +193,11 @@ mod tests {
 
     #[test]
     fn borrows_strings_from_the_payload_and_reads_metadata() {
-        let event = Event::new(
-            "order-1",
-            "ItemAdded",
-            r#"{"product_id": "p1", "quantity": 2, "extra": true}"#,
-        );
+        let event = Event::new("order-1", "ItemAdded", r#"{"product_id": "p1", "quantity": 2, "extra": true}"#);
         assert_eq!(event.data::<ItemAdded>().unwrap().product_id, "p1");
         assert_eq!(event.metadata::<serde_json::Value>().unwrap(), None);
         let event = event.with_metadata(r#"{"actor_id": "a"}"#);
-        assert_eq!(
-            event.metadata::<serde_json::Value>().unwrap().unwrap()["actor_id"],
-            "a"
-        );
+        assert_eq!(event.metadata::<serde_json::Value>().unwrap().unwrap()["actor_id"], "a");
         assert_eq!(event.category(), "order");
     }
 

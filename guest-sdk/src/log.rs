@@ -39,10 +39,7 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
     crate::guest::log(level, message, fields);
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let fields: String = fields
-            .iter()
-            .map(|(key, value)| format!(" {key}={value:?}"))
-            .collect();
+        let fields: String = fields.iter().map(|(key, value)| format!(" {key}={value:?}")).collect();
         eprintln!("{level} {message}{fields}");
     }
 }

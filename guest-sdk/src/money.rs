@@ -40,26 +40,17 @@ impl Cents {
 
     /// `self + other`; an error on overflow.
     pub fn checked_add(self, other: Cents) -> Result<Cents, Error> {
-        self.0
-            .checked_add(other.0)
-            .map(Cents)
-            .ok_or_else(|| overflow(self, "+", other.0))
+        self.0.checked_add(other.0).map(Cents).ok_or_else(|| overflow(self, "+", other.0))
     }
 
     /// `self - other`; an error on overflow.
     pub fn checked_sub(self, other: Cents) -> Result<Cents, Error> {
-        self.0
-            .checked_sub(other.0)
-            .map(Cents)
-            .ok_or_else(|| overflow(self, "-", other.0))
+        self.0.checked_sub(other.0).map(Cents).ok_or_else(|| overflow(self, "-", other.0))
     }
 
     /// `self × factor` (a quantity); an error on overflow.
     pub fn checked_mul(self, factor: i64) -> Result<Cents, Error> {
-        self.0
-            .checked_mul(factor)
-            .map(Cents)
-            .ok_or_else(|| overflow(self, "×", factor))
+        self.0.checked_mul(factor).map(Cents).ok_or_else(|| overflow(self, "×", factor))
     }
 }
 
@@ -88,14 +79,10 @@ impl FromStr for Cents {
     /// Parses `12.30`, `-0.5`, `10`, `1e1`; an error when the text is not a number or not a
     /// whole number of cents.
     fn from_str(text: &str) -> Result<Cents, Error> {
-        let decimal = Decimal::parse(text)
-            .ok_or_else(|| Error::Value(format!("`{text}` is not a decimal number")))?;
-        let cents = decimal
-            .rescaled(2)
-            .ok_or_else(|| Error::Value(format!("`{text}` is not a whole number of cents")))?;
-        i64::try_from(cents.units())
-            .map(Cents)
-            .map_err(|_| Error::Value(format!("`{text}` is out of the cents range")))
+        let decimal = Decimal::parse(text).ok_or_else(|| Error::Value(format!("`{text}` is not a decimal number")))?;
+        let cents =
+            decimal.rescaled(2).ok_or_else(|| Error::Value(format!("`{text}` is not a whole number of cents")))?;
+        i64::try_from(cents.units()).map(Cents).map_err(|_| Error::Value(format!("`{text}` is out of the cents range")))
     }
 }
 
@@ -121,15 +108,11 @@ impl Visitor<'_> for CentsVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, units: i64) -> Result<Cents, E> {
-        units
-            .checked_mul(100)
-            .map(Cents)
-            .ok_or_else(|| E::custom(format!("{units} is out of the cents range")))
+        units.checked_mul(100).map(Cents).ok_or_else(|| E::custom(format!("{units} is out of the cents range")))
     }
 
     fn visit_u64<E: de::Error>(self, units: u64) -> Result<Cents, E> {
-        let units = i64::try_from(units)
-            .map_err(|_| E::custom(format!("{units} is out of the cents range")))?;
+        let units = i64::try_from(units).map_err(|_| E::custom(format!("{units} is out of the cents range")))?;
         self.visit_i64(units)
     }
 
@@ -166,21 +149,14 @@ mod tests {
         assert_eq!(from_json("-0.05"), Ok(Cents::new(-5)));
         assert_eq!(from_json("1234567890.12"), Ok(Cents::new(123_456_789_012)));
         assert_eq!(from_json("\"12.30\""), Ok(Cents::new(1230)));
-        assert!(
-            from_json("9.999")
-                .unwrap_err()
-                .contains("not a whole number of cents")
-        );
+        assert!(from_json("9.999").unwrap_err().contains("not a whole number of cents"));
         assert!(from_json("\"abc\"").is_err());
         assert!(from_json("true").is_err());
     }
 
     #[test]
     fn sums_stay_exact_where_f64_drifts() {
-        let sum = ["0.1", "0.2"]
-            .iter()
-            .map(|p| from_json(p).unwrap())
-            .try_fold(Cents::ZERO, Cents::checked_add);
+        let sum = ["0.1", "0.2"].iter().map(|p| from_json(p).unwrap()).try_fold(Cents::ZERO, Cents::checked_add);
         assert_eq!(sum.unwrap().to_string(), "0.30");
         assert_eq!(Cents::new(999).checked_mul(3).unwrap().to_string(), "29.97");
     }
@@ -191,10 +167,7 @@ mod tests {
         assert_eq!(Cents::new(5).to_string(), "0.05");
         assert_eq!(Cents::new(-5).to_string(), "-0.05");
         assert_eq!(Cents::new(-1230).to_string(), "-12.30");
-        assert_eq!(
-            serde_json::to_string(&Cents::new(1230)).unwrap(),
-            "\"12.30\""
-        );
+        assert_eq!(serde_json::to_string(&Cents::new(1230)).unwrap(), "\"12.30\"");
     }
 
     #[test]

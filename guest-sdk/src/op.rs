@@ -71,19 +71,11 @@ impl ColumnUpdate {
 /// The row after an upsert of `columns` onto `stored` (`None`: the row is inserted, holding
 /// the key's columns and the written ones). This is what the host does in SQL; the SDK
 /// applies it to its cached rows and the testing harness to its tables.
-pub(crate) fn upsert_row(
-    stored: Option<Row>,
-    key: &Key,
-    columns: &[ColumnUpdate],
-) -> Result<Row, Error> {
+pub(crate) fn upsert_row(stored: Option<Row>, key: &Key, columns: &[ColumnUpdate]) -> Result<Row, Error> {
     let inserted = stored.is_none();
     let mut row = stored.unwrap_or_else(|| key.to_row());
     for update in columns {
-        let old = if inserted {
-            None
-        } else {
-            row.value(&update.column)
-        };
+        let old = if inserted { None } else { row.value(&update.column) };
         let new = update.merged(old)?;
         row.set(&update.column, new);
     }
@@ -95,11 +87,7 @@ mod tests {
     use super::*;
 
     fn update(column: &str, value: impl Into<Value>, merge: Merge) -> ColumnUpdate {
-        ColumnUpdate {
-            column: column.into(),
-            value: value.into(),
-            merge,
-        }
+        ColumnUpdate { column: column.into(), value: value.into(), merge }
     }
 
     #[test]
@@ -111,27 +99,13 @@ mod tests {
             update("last", "a", Merge::Set),
         ];
         let inserted = upsert_row(None, &key, &columns).unwrap();
-        assert_eq!(
-            inserted,
-            Row::new()
-                .with("day", 1)
-                .with("orders", 1)
-                .with("first", "a")
-                .with("last", "a")
-        );
+        assert_eq!(inserted, Row::new().with("day", 1).with("orders", 1).with("first", "a").with("last", "a"));
         let columns = [
             update("orders", 2, Merge::Add),
             update("first", "b", Merge::KeepIfPresent),
             update("last", "b", Merge::Set),
         ];
         let updated = upsert_row(Some(inserted), &key, &columns).unwrap();
-        assert_eq!(
-            updated,
-            Row::new()
-                .with("day", 1)
-                .with("orders", 3)
-                .with("first", "a")
-                .with("last", "b")
-        );
+        assert_eq!(updated, Row::new().with("day", 1).with("orders", 3).with("first", "a").with("last", "b"));
     }
 }

@@ -52,29 +52,20 @@ impl Description {
     }
 
     /// Receives only events of these types.
-    pub fn event_types<S: Into<String>>(
-        mut self,
-        event_types: impl IntoIterator<Item = S>,
-    ) -> Description {
+    pub fn event_types<S: Into<String>>(mut self, event_types: impl IntoIterator<Item = S>) -> Description {
         self.subscription.event_types = event_types.into_iter().map(Into::into).collect();
         self
     }
 
     /// Receives only events of streams of these categories.
-    pub fn categories<S: Into<String>>(
-        mut self,
-        categories: impl IntoIterator<Item = S>,
-    ) -> Description {
+    pub fn categories<S: Into<String>>(mut self, categories: impl IntoIterator<Item = S>) -> Description {
         self.subscription.categories = categories.into_iter().map(Into::into).collect();
         self
     }
 
     /// Adds a table named `name`, created by `ddl` (see [`Table::ddl`]).
     pub fn table(mut self, name: impl Into<String>, ddl: impl Into<String>) -> Description {
-        self.tables.push(Table {
-            name: name.into(),
-            ddl: ddl.into(),
-        });
+        self.tables.push(Table { name: name.into(), ddl: ddl.into() });
         self
     }
 }
@@ -92,8 +83,7 @@ pub struct Subscription {
 impl Subscription {
     /// Whether the host hands `event` to the projection.
     pub fn matches(&self, event: &Event) -> bool {
-        let wanted =
-            |list: &[String], value: &str| list.is_empty() || list.iter().any(|item| item == value);
+        let wanted = |list: &[String], value: &str| list.is_empty() || list.iter().any(|item| item == value);
         wanted(&self.event_types, event.event_type()) && wanted(&self.categories, event.category())
     }
 }

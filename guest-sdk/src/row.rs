@@ -40,32 +40,19 @@ impl Row {
     pub fn get<T: FromValue>(&self, column: &str) -> Result<T, Error> {
         let value = self.value(column).ok_or_else(|| Error::MissingColumn {
             column: column.to_owned(),
-            present: self
-                .columns
-                .iter()
-                .map(|(name, _)| name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            present: self.columns.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
-        T::from_value(value).map_err(|source| Error::Column {
-            column: column.to_owned(),
-            source: Box::new(source),
-        })
+        T::from_value(value).map_err(|source| Error::Column { column: column.to_owned(), source: Box::new(source) })
     }
 
     /// The value of `column`, if the row has it.
     pub fn value(&self, column: &str) -> Option<&Value> {
-        self.columns
-            .iter()
-            .find(|(name, _)| name == column)
-            .map(|(_, value)| value)
+        self.columns.iter().find(|(name, _)| name == column).map(|(_, value)| value)
     }
 
     /// The columns and their values.
     pub fn columns(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.columns
-            .iter()
-            .map(|(name, value)| (name.as_str(), value))
+        self.columns.iter().map(|(name, value)| (name.as_str(), value))
     }
 
     pub(crate) fn into_columns(self) -> Vec<(String, Value)> {
@@ -82,9 +69,7 @@ impl Row {
 impl PartialEq for Row {
     fn eq(&self, other: &Row) -> bool {
         self.columns.len() == other.columns.len()
-            && self
-                .columns()
-                .all(|(name, value)| other.value(name) == Some(value))
+            && self.columns().all(|(name, value)| other.value(name) == Some(value))
     }
 }
 
@@ -111,25 +96,19 @@ pub struct Key {
 impl Key {
     /// A key of one column.
     pub fn new(column: &str, value: impl Into<Value>) -> Key {
-        Key {
-            columns: vec![(column.to_owned(), value.into())],
-        }
+        Key { columns: vec![(column.to_owned(), value.into())] }
     }
 
     /// This key with one more column.
     pub fn and(mut self, column: &str, value: impl Into<Value>) -> Key {
-        let at = self
-            .columns
-            .partition_point(|(name, _)| name.as_str() < column);
+        let at = self.columns.partition_point(|(name, _)| name.as_str() < column);
         self.columns.insert(at, (column.to_owned(), value.into()));
         self
     }
 
     /// The key's columns and values, sorted by column name.
     pub fn columns(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.columns
-            .iter()
-            .map(|(name, value)| (name.as_str(), value))
+        self.columns.iter().map(|(name, value)| (name.as_str(), value))
     }
 
     /// Whether `column` is one of the key's columns.
@@ -168,9 +147,7 @@ mod tests {
 
     #[test]
     fn rows_get_typed_values_and_name_what_is_wrong() {
-        let row = Row::new()
-            .with("orders", 2)
-            .with("note", Option::<String>::None);
+        let row = Row::new().with("orders", 2).with("note", Option::<String>::None);
         assert_eq!(row.get::<i64>("orders").unwrap(), 2);
         assert_eq!(row.get::<Option<String>>("note").unwrap(), None);
         assert_eq!(

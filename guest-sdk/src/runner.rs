@@ -17,10 +17,7 @@ impl Runner {
         events: impl IntoIterator<Item = Event>,
         source: impl FnOnce() -> Box<dyn RowSource>,
     ) -> Result<Vec<Op>, ProjectionError> {
-        let mut state = self
-            .state
-            .take()
-            .unwrap_or_else(|| State::new(&P::describe(), P::CACHE_ROWS, source()));
+        let mut state = self.state.take().unwrap_or_else(|| State::new(&P::describe(), P::CACHE_ROWS, source()));
         for event in events {
             if let Err(error) = P::apply(&event, &mut state) {
                 return Err(projection_error(&event, error));
@@ -43,8 +40,5 @@ fn projection_error(event: &Event, error: Error) -> ProjectionError {
         Error::Payload { .. } => error.to_string(),
         _ => format!("{}: {error}", event.reference()),
     };
-    ProjectionError {
-        message,
-        global_position: Some(event.global_position()),
-    }
+    ProjectionError { message, global_position: Some(event.global_position()) }
 }

@@ -42,24 +42,10 @@ pub struct State {
 }
 
 impl State {
-    pub(crate) fn new(
-        description: &Description,
-        capacity: usize,
-        source: Box<dyn RowSource>,
-    ) -> State {
-        let names: Vec<String> = description
-            .tables
-            .iter()
-            .map(|table| table.name.clone())
-            .collect();
+    pub(crate) fn new(description: &Description, capacity: usize, source: Box<dyn RowSource>) -> State {
+        let names: Vec<String> = description.tables.iter().map(|table| table.name.clone()).collect();
         let caches = names.iter().map(|_| TableCache::default()).collect();
-        State {
-            names,
-            caches,
-            dirty: Vec::new(),
-            capacity,
-            source,
-        }
+        State { names, caches, dirty: Vec::new(), capacity, source }
     }
 
     /// The row of `table` with `key`, as this batch sees it (committed state plus the batch's
@@ -72,14 +58,11 @@ impl State {
         let name = &self.names[index];
         let entry = self.caches[index].entry(&key);
         if let Known::Unknown = entry.row {
-            let stored = self
-                .source
-                .get_row(name, &key)
-                .map_err(|message| Error::ReadRow {
-                    table: name.clone(),
-                    key: key.to_string(),
-                    message,
-                })?;
+            let stored = self.source.get_row(name, &key).map_err(|message| Error::ReadRow {
+                table: name.clone(),
+                key: key.to_string(),
+                message,
+            })?;
             entry.row = entry.write.apply_to(stored, &key)?;
         }
         Ok(match &entry.row {
@@ -115,11 +98,7 @@ impl State {
         column: &str,
         amount: impl Into<Value>,
     ) -> Result<(), Error> {
-        self.write(
-            table,
-            key.into(),
-            vec![(column.to_owned(), Change::Add(amount.into()))],
-        )
+        self.write(table, key.into(), vec![(column.to_owned(), Change::Add(amount.into()))])
     }
 
     /// Deletes the row of `table` with `key`, if there is one.
@@ -129,22 +108,14 @@ impl State {
         let entry = self.caches[index].entry(&key);
         let was_clean = entry.write.is_clean();
         entry.row = Known::Absent;
-        entry.write = Write {
-            delete: true,
-            changes: Vec::new(),
-        };
+        entry.write = Write { delete: true, changes: Vec::new() };
         if was_clean {
             self.dirty.push((index, key));
         }
         Ok(())
     }
 
-    fn write(
-        &mut self,
-        table: &str,
-        key: Key,
-        changes: Vec<(String, Change)>,
-    ) -> Result<(), Error> {
+    fn write(&mut self, table: &str, key: Key, changes: Vec<(String, Change)>) -> Result<(), Error> {
         let index = self.table_index(table)?;
         let entry = self.caches[index].entry(&key);
         let was_clean = entry.write.is_clean();
@@ -155,10 +126,7 @@ impl State {
             Known::Present(row) => Some(Some(row)),
         };
         if let Some(stored) = stored {
-            let updates: Vec<ColumnUpdate> = changes
-                .iter()
-                .map(|(column, change)| change.to_update(column))
-                .collect();
+            let updates: Vec<ColumnUpdate> = changes.iter().map(|(column, change)| change.to_update(column)).collect();
             entry.row = Known::Present(upsert_row(stored, &key, &updates)?);
         }
         for (column, change) in changes {
@@ -184,22 +152,11 @@ impl State {
                 cache.hot.remove(&key);
             }
             if write.delete {
-                ops.push(Op::Delete {
-                    table: table.clone(),
-                    key: key.clone(),
-                });
+                ops.push(Op::Delete { table: table.clone(), key: key.clone() });
             }
             if !write.changes.is_empty() {
-                let columns = write
-                    .changes
-                    .into_iter()
-                    .map(|(column, change)| change.into_update(column))
-                    .collect();
-                ops.push(Op::Upsert {
-                    table: table.clone(),
-                    key,
-                    columns,
-                });
+                let columns = write.changes.into_iter().map(|(column, change)| change.into_update(column)).collect();
+                ops.push(Op::Upsert { table: table.clone(), key, columns });
             }
         }
         for cache in &mut self.caches {
@@ -212,10 +169,7 @@ impl State {
         self.names
             .iter()
             .position(|name| name == table)
-            .ok_or_else(|| Error::UnknownTable {
-                table: table.to_owned(),
-                declared: self.names.join(", "),
-            })
+            .ok_or_else(|| Error::UnknownTable { table: table.to_owned(), declared: self.names.join(", ") })
     }
 }
 
@@ -235,9 +189,7 @@ impl TableCache {
             let entry = self.cold.remove(key).unwrap_or_default();
             self.hot.insert(key.clone(), entry);
         }
-        self.hot
-            .get_mut(key)
-            .expect("the entry is in `hot`: found or inserted just above")
+        self.hot.get_mut(key).expect("the entry is in `hot`: found or inserted just above")
     }
 
     /// Between batches, where no write is pending: keeps at most `capacity` rows.
@@ -288,11 +240,7 @@ impl Change {
             Change::Set(value) => (value, Merge::Set),
             Change::Add(value) => (value, Merge::Add),
         };
-        ColumnUpdate {
-            column,
-            value,
-            merge,
-        }
+        ColumnUpdate { column, value, merge }
     }
 
     fn to_update(&self, column: &str) -> ColumnUpdate {
@@ -300,11 +248,7 @@ impl Change {
             Change::Set(value) => (value, Merge::Set),
             Change::Add(value) => (value, Merge::Add),
         };
-        ColumnUpdate {
-            column: column.to_owned(),
-            value: value.clone(),
-            merge,
-        }
+        ColumnUpdate { column: column.to_owned(), value: value.clone(), merge }
     }
 }
 
@@ -334,11 +278,7 @@ impl Write {
         if self.changes.is_empty() {
             return Ok(base.map_or(Known::Absent, Known::Present));
         }
-        let updates: Vec<ColumnUpdate> = self
-            .changes
-            .iter()
-            .map(|(column, change)| change.to_update(column))
-            .collect();
+        let updates: Vec<ColumnUpdate> = self.changes.iter().map(|(column, change)| change.to_update(column)).collect();
         upsert_row(base, key, &updates).map(Known::Present)
     }
 }
@@ -370,14 +310,8 @@ mod tests {
 
         fn describe() -> Description {
             Description::new("script", "1")
-                .table(
-                    "kv",
-                    "CREATE TABLE kv (k text PRIMARY KEY, n bigint, s text)",
-                )
-                .table(
-                    "seen",
-                    "CREATE TABLE seen (at bigint PRIMARY KEY, n bigint)",
-                )
+                .table("kv", "CREATE TABLE kv (k text PRIMARY KEY, n bigint, s text)")
+                .table("seen", "CREATE TABLE seen (at bigint PRIMARY KEY, n bigint)")
         }
 
         fn apply(event: &Event, state: &mut State) -> Result<(), Error> {
@@ -388,16 +322,8 @@ mod tests {
                 "add" => state.add("kv", key, "n", n),
                 "delete" => state.delete("kv", key),
                 "get" => {
-                    let n = state
-                        .get("kv", key)?
-                        .map(|row| row.get::<Option<i64>>("n"))
-                        .transpose()?
-                        .flatten();
-                    state.put(
-                        "seen",
-                        ("at", event.global_position()),
-                        Row::new().with("n", n),
-                    )
+                    let n = state.get("kv", key)?.map(|row| row.get::<Option<i64>>("n")).transpose()?.flatten();
+                    state.put("seen", ("at", event.global_position()), Row::new().with("n", n))
                 }
                 "typo" => state.put("kv_typo", key, Row::new()),
                 other => Err(Error::msg(format!("unknown command {other}"))),
@@ -410,8 +336,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (command, k, n))| {
-                Event::new("s", *command, format!(r#"{{"k":"{k}","n":{n}}}"#))
-                    .with_position(i as i64 + 1)
+                Event::new("s", *command, format!(r#"{{"k":"{k}","n":{n}}}"#)).with_position(i as i64 + 1)
             })
             .collect()
     }
@@ -421,30 +346,16 @@ mod tests {
     }
 
     fn seen(harness: &Harness<Script>, at: i64) -> Option<i64> {
-        harness
-            .row("seen", ("at", at))
-            .expect("a seen row")
-            .get("n")
-            .unwrap()
+        harness.row("seen", ("at", at)).expect("a seen row").get("n").unwrap()
     }
 
     #[test]
     fn a_batch_emits_one_upsert_per_touched_row() {
         let mut harness = Harness::<Script>::new();
         let ops = harness
-            .apply(events(&[
-                ("put", "a", 1),
-                ("add", "a", 2),
-                ("add", "b", 5),
-                ("add", "a", 3),
-                ("add", "b", 1),
-            ]))
+            .apply(events(&[("put", "a", 1), ("add", "a", 2), ("add", "b", 5), ("add", "a", 3), ("add", "b", 1)]))
             .unwrap();
-        let update = |column: &str, value: Value, merge| ColumnUpdate {
-            column: column.into(),
-            value,
-            merge,
-        };
+        let update = |column: &str, value: Value, merge| ColumnUpdate { column: column.into(), value, merge };
         assert_eq!(
             ops,
             vec![
@@ -473,14 +384,7 @@ mod tests {
         harness.apply(events(&[("put", "a", 10)])).unwrap();
         harness.restart();
         // Blind adds, then a read: the committed 10 plus the pending 1 + 2.
-        harness
-            .apply(events(&[
-                ("add", "a", 1),
-                ("add", "a", 2),
-                ("get", "a", 0),
-                ("get", "zz", 0),
-            ]))
-            .unwrap();
+        harness.apply(events(&[("add", "a", 1), ("add", "a", 2), ("get", "a", 0), ("get", "zz", 0)])).unwrap();
         assert_eq!(seen(&harness, 3), Some(13));
         assert_eq!(seen(&harness, 4), None);
         assert_eq!(n_of(&harness, "a"), Some(Some(13)));
@@ -490,30 +394,13 @@ mod tests {
     fn a_row_deleted_and_written_again_gives_a_delete_then_an_upsert() {
         let mut harness = Harness::<Script>::new();
         harness.apply(events(&[("put", "a", 10)])).unwrap();
-        let ops = harness
-            .apply(events(&[
-                ("add", "a", 1),
-                ("delete", "a", 0),
-                ("add", "a", 7),
-                ("get", "a", 0),
-            ]))
-            .unwrap();
-        assert!(
-            matches!(
-                ops.as_slice(),
-                [Op::Delete { .. }, Op::Upsert { .. }, Op::Upsert { .. }]
-            ),
-            "{ops:?}"
-        );
+        let ops =
+            harness.apply(events(&[("add", "a", 1), ("delete", "a", 0), ("add", "a", 7), ("get", "a", 0)])).unwrap();
+        assert!(matches!(ops.as_slice(), [Op::Delete { .. }, Op::Upsert { .. }, Op::Upsert { .. }]), "{ops:?}");
         assert_eq!(seen(&harness, 4), Some(7));
         // `s` was not written after the delete: the re-created row does not have it.
-        assert_eq!(
-            harness.row("kv", ("k", "a")),
-            Some(Row::new().with("k", "a").with("n", 7))
-        );
-        let ops = harness
-            .apply(events(&[("delete", "a", 0), ("delete", "nothing", 0)]))
-            .unwrap();
+        assert_eq!(harness.row("kv", ("k", "a")), Some(Row::new().with("k", "a").with("n", 7)));
+        let ops = harness.apply(events(&[("delete", "a", 0), ("delete", "nothing", 0)])).unwrap();
         assert_eq!(ops.len(), 2);
         assert_eq!(n_of(&harness, "a"), None);
     }
@@ -547,16 +434,8 @@ mod tests {
                         split.restart();
                     }
                 }
-                assert_eq!(
-                    split.rows("kv"),
-                    whole.rows("kv"),
-                    "batches of {size}, restart {restart}"
-                );
-                assert_eq!(
-                    split.rows("seen"),
-                    whole.rows("seen"),
-                    "batches of {size}, restart {restart}"
-                );
+                assert_eq!(split.rows("kv"), whole.rows("kv"), "batches of {size}, restart {restart}");
+                assert_eq!(split.rows("seen"), whole.rows("seen"), "batches of {size}, restart {restart}");
             }
         }
     }
@@ -565,9 +444,7 @@ mod tests {
     fn an_error_writes_nothing_and_names_the_event() {
         let mut harness = Harness::<Script>::new();
         harness.apply(events(&[("put", "a", 1)])).unwrap();
-        let error = harness
-            .apply(events(&[("add", "a", 1), ("typo", "a", 0)]))
-            .unwrap_err();
+        let error = harness.apply(events(&[("add", "a", 1), ("typo", "a", 0)])).unwrap_err();
         assert_eq!(error.global_position, Some(2));
         assert_eq!(
             error.message,
@@ -575,9 +452,7 @@ mod tests {
         );
         assert_eq!(n_of(&harness, "a"), Some(Some(1)));
         // The next batch runs on a fresh instance that reads the committed row back.
-        harness
-            .apply(events(&[("add", "a", 1), ("get", "a", 0)]))
-            .unwrap();
+        harness.apply(events(&[("add", "a", 1), ("get", "a", 0)])).unwrap();
         assert_eq!(seen(&harness, 2), Some(2));
     }
 
@@ -596,30 +471,13 @@ mod tests {
     #[test]
     fn rows_are_read_from_the_host_only_on_a_miss_and_the_cache_stays_bounded() {
         let reads = Rc::new(Cell::new(0));
-        let mut state = State::new(
-            &Script::describe(),
-            4,
-            Box::new(Counting {
-                reads: Rc::clone(&reads),
-            }),
-        );
-        let get = |state: &mut State, k: &str| {
-            state
-                .get("kv", ("k", k))
-                .unwrap()
-                .unwrap()
-                .get::<i64>("n")
-                .unwrap()
-        };
+        let mut state = State::new(&Script::describe(), 4, Box::new(Counting { reads: Rc::clone(&reads) }));
+        let get = |state: &mut State, k: &str| state.get("kv", ("k", k)).unwrap().unwrap().get::<i64>("n").unwrap();
         assert_eq!(get(&mut state, "a"), 0);
         state.add("kv", ("k", "a"), "n", 5).unwrap();
         assert_eq!(get(&mut state, "a"), 5);
         state.flush();
-        assert_eq!(
-            get(&mut state, "a"),
-            5,
-            "the cache assumes the batch was applied"
-        );
+        assert_eq!(get(&mut state, "a"), 5, "the cache assumes the batch was applied");
         assert_eq!(reads.get(), 1);
         // A blind write is not a read, and its row is not kept: the next read asks the host.
         state.add("kv", ("k", "b"), "n", 1).unwrap();

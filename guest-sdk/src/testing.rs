@@ -56,11 +56,7 @@ impl<P: Projection> Harness<P> {
     /// A new instance of `P` over empty tables.
     pub fn new() -> Self {
         let description = P::describe();
-        let tables = description
-            .tables
-            .iter()
-            .map(|table| (table.name.clone(), BTreeMap::new()))
-            .collect();
+        let tables = description.tables.iter().map(|table| (table.name.clone(), BTreeMap::new())).collect();
         Harness {
             description,
             tables: Rc::new(RefCell::new(tables)),
@@ -78,19 +74,11 @@ impl<P: Projection> Harness<P> {
     /// subscribe to (as the host does), and writes the resulting operations, which it also
     /// returns, to the tables. On an error nothing is written and the instance is replaced,
     /// as the engine does.
-    pub fn apply(
-        &mut self,
-        events: impl IntoIterator<Item = Event>,
-    ) -> Result<Vec<Op>, ProjectionError> {
+    pub fn apply(&mut self, events: impl IntoIterator<Item = Event>) -> Result<Vec<Op>, ProjectionError> {
         let subscription = &self.description.subscription;
-        let events: Vec<Event> = events
-            .into_iter()
-            .filter(|event| subscription.matches(event))
-            .collect();
+        let events: Vec<Event> = events.into_iter().filter(|event| subscription.matches(event)).collect();
         let tables = Rc::clone(&self.tables);
-        let result = self
-            .runner
-            .apply::<P>(events, || Box::new(MemoryRows(tables)));
+        let result = self.runner.apply::<P>(events, || Box::new(MemoryRows(tables)));
         let ops = result.inspect_err(|_| self.runner.reset())?;
         self.write(&ops)?;
         Ok(ops)
@@ -109,11 +97,7 @@ impl<P: Projection> Harness<P> {
 
     /// All rows of `table`, ordered by key. Empty for a table the projection does not have.
     pub fn rows(&self, table: &str) -> Vec<Row> {
-        self.tables
-            .borrow()
-            .get(table)
-            .map(|rows| rows.values().cloned().collect())
-            .unwrap_or_default()
+        self.tables.borrow().get(table).map(|rows| rows.values().cloned().collect()).unwrap_or_default()
     }
 
     /// Writes `ops` all or nothing, as the host's transaction would.
@@ -126,29 +110,13 @@ impl<P: Projection> Harness<P> {
                 message: format!("the host refuses {op:?}: {message}"),
                 global_position: None,
             };
-            let rows = tables
-                .get(op.table())
-                .ok_or_else(|| refused("no such table".into()))?;
+            let rows = tables.get(op.table()).ok_or_else(|| refused("no such table".into()))?;
             let (table, key, row) = match op {
                 Op::Delete { table, key } => (table, key, None),
-                Op::Upsert {
-                    table,
-                    key,
-                    columns,
-                } => {
+                Op::Upsert { table, key, columns } => {
                     let slot = (table.clone(), key.clone());
-                    let stored = changed
-                        .get(&slot)
-                        .cloned()
-                        .unwrap_or_else(|| rows.get(key).cloned());
-                    (
-                        table,
-                        key,
-                        Some(
-                            upsert_row(stored, key, columns)
-                                .map_err(|error| refused(error.to_string()))?,
-                        ),
-                    )
+                    let stored = changed.get(&slot).cloned().unwrap_or_else(|| rows.get(key).cloned());
+                    (table, key, Some(upsert_row(stored, key, columns).map_err(|error| refused(error.to_string()))?))
                 }
             };
             changed.insert((table.clone(), key.clone()), row);
@@ -170,9 +138,7 @@ struct MemoryRows(Rc<RefCell<Tables>>);
 impl RowSource for MemoryRows {
     fn get_row(&mut self, table: &str, key: &Key) -> Result<Option<Row>, String> {
         let tables = self.0.borrow();
-        let rows = tables
-            .get(table)
-            .ok_or_else(|| format!("relation \"{table}\" does not exist"))?;
+        let rows = tables.get(table).ok_or_else(|| format!("relation \"{table}\" does not exist"))?;
         Ok(rows.get(key).cloned())
     }
 }

@@ -41,13 +41,7 @@ impl fmt::Display for Timestamp {
         let micros_of_day = self.0.rem_euclid(MICROS_PER_DAY);
         let seconds = micros_of_day / MICROS_PER_SECOND;
         let fraction = micros_of_day % MICROS_PER_SECOND;
-        write!(
-            f,
-            "{date}T{:02}:{:02}:{:02}",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60
-        )?;
+        write!(f, "{date}T{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)?;
         if fraction != 0 {
             write!(f, ".{fraction:06}")?;
         }
@@ -61,15 +55,9 @@ impl FromStr for Timestamp {
     /// Parses RFC 3339 in UTC: `2024-05-01T10:00:00Z`, with an optional fraction of up to
     /// six digits, `Z` or `+00:00`.
     fn from_str(text: &str) -> Result<Timestamp, Error> {
-        let invalid = || {
-            Error::Value(format!(
-                "`{text}` is not an RFC 3339 UTC timestamp such as 2024-05-01T10:00:00Z"
-            ))
-        };
-        let rest = text
-            .strip_suffix('Z')
-            .or_else(|| text.strip_suffix("+00:00"))
-            .ok_or_else(invalid)?;
+        let invalid =
+            || Error::Value(format!("`{text}` is not an RFC 3339 UTC timestamp such as 2024-05-01T10:00:00Z"));
+        let rest = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00")).ok_or_else(invalid)?;
         let (date, time) = rest.split_once(['T', ' ']).ok_or_else(invalid)?;
         let date: Date = date.parse().map_err(|_| invalid())?;
         let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
@@ -79,19 +67,10 @@ impl FromStr for Timestamp {
         else {
             return Err(invalid());
         };
-        if h > 23
-            || m > 59
-            || s > 59
-            || fraction.len() > 6
-            || (time.contains('.') && fraction.is_empty())
-        {
+        if h > 23 || m > 59 || s > 59 || fraction.len() > 6 || (time.contains('.') && fraction.is_empty()) {
             return Err(invalid());
         }
-        let micros = if fraction.is_empty() {
-            0
-        } else {
-            number(&format!("{fraction:0<6}"), 6).ok_or_else(invalid)?
-        };
+        let micros = if fraction.is_empty() { 0 } else { number(&format!("{fraction:0<6}"), 6).ok_or_else(invalid)? };
         let seconds = i64::from(date.days()) * 86_400 + h * 3600 + m * 60 + s;
         Ok(Timestamp(seconds * MICROS_PER_SECOND + micros))
     }
@@ -131,12 +110,9 @@ impl Date {
         let era = year.div_euclid(400);
         let year_of_era = year.rem_euclid(400);
         let month = i64::from(month);
-        let day_of_year =
-            (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(day) - 1;
+        let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(day) - 1;
         let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-        i32::try_from(era * 146_097 + day_of_era - 719_468)
-            .ok()
-            .map(Date)
+        i32::try_from(era * 146_097 + day_of_era - 719_468).ok().map(Date)
     }
 
     /// The `(year, month, day)` of this day.
@@ -145,8 +121,7 @@ impl Date {
         let z = i64::from(self.0) + 719_468;
         let era = z.div_euclid(146_097);
         let day_of_era = z.rem_euclid(146_097);
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
         let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
         let mp = (5 * day_of_year + 2) / 153;
         let day = day_of_year - (153 * mp + 2) / 5 + 1;
@@ -184,9 +159,7 @@ impl FromStr for Date {
 
 /// `text` as an unsigned number of exactly `width` ASCII digits.
 fn number(text: &str, width: usize) -> Option<i64> {
-    (text.len() == width && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
+    (text.len() == width && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -204,10 +177,7 @@ mod tests {
             let (y, m, d) = Date::from_days(days).ymd();
             assert_eq!(Date::from_ymd(y, m, d), Some(Date::from_days(days)));
         }
-        assert_eq!(
-            "2024-05-01".parse::<Date>().unwrap().to_string(),
-            "2024-05-01"
-        );
+        assert_eq!("2024-05-01".parse::<Date>().unwrap().to_string(), "2024-05-01");
         assert!("2024-5-1".parse::<Date>().is_err());
     }
 
@@ -219,20 +189,9 @@ mod tests {
         let next = Timestamp::from_micros(ts.micros() + 1);
         assert_eq!(next.to_string(), "2024-05-02T00:00:00Z");
         assert_eq!(next.date().to_string(), "2024-05-02");
-        assert_eq!(
-            "1970-01-01T00:00:00.5+00:00"
-                .parse::<Timestamp>()
-                .unwrap()
-                .micros(),
-            500_000
-        );
+        assert_eq!("1970-01-01T00:00:00.5+00:00".parse::<Timestamp>().unwrap().micros(), 500_000);
         assert_eq!(Timestamp::from_micros(-1).date().to_string(), "1969-12-31");
-        for bad in [
-            "2024-05-01T10:00:00",
-            "2024-05-01T24:00:00Z",
-            "2024-05-01T10:00Z",
-            "2024-05-01T10:00:00.Z",
-        ] {
+        for bad in ["2024-05-01T10:00:00", "2024-05-01T24:00:00Z", "2024-05-01T10:00Z", "2024-05-01T10:00:00.Z"] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
     }

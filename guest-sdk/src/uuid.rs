@@ -72,8 +72,7 @@ mod tests {
         ] {
             assert!(bad.parse::<Uuid>().is_err(), "{bad}");
         }
-        let parsed: Uuid =
-            serde_json::from_str("\"3f1c0e2a-5b6d-4e7f-8a9b-0c1d2e3f4a5b\"").unwrap();
+        let parsed: Uuid = serde_json::from_str("\"3f1c0e2a-5b6d-4e7f-8a9b-0c1d2e3f4a5b\"").unwrap();
         assert_eq!(parsed, uuid);
     }
 }

@@ -76,33 +76,23 @@ impl Value {
         match (self, other) {
             (Value::Null, new) => Ok(new.clone()),
             (_, Value::Null) => Ok(Value::Null),
-            (Value::Int(a), Value::Int(b)) => {
-                a.checked_add(*b).map(Value::Int).ok_or_else(overflow)
-            }
+            (Value::Int(a), Value::Int(b)) => a.checked_add(*b).map(Value::Int).ok_or_else(overflow),
             (Value::Float(a), Value::Float(b)) => Ok(Value::Float(a + b)),
             (Value::Numeric(_) | Value::Int(_), Value::Numeric(_) | Value::Int(_)) => {
                 let (a, b) = (self.decimal()?, other.decimal()?);
-                a.checked_add(b)
-                    .map(|sum| Value::Numeric(sum.to_string()))
-                    .ok_or_else(overflow)
+                a.checked_add(b).map(|sum| Value::Numeric(sum.to_string())).ok_or_else(overflow)
             }
-            _ => Err(Error::Value(format!(
-                "cannot add a {} to a {}",
-                other.kind(),
-                self.kind()
-            ))),
+            _ => Err(Error::Value(format!("cannot add a {} to a {}", other.kind(), self.kind()))),
         }
     }
 
     fn decimal(&self) -> Result<Decimal, Error> {
         match self {
             Value::Int(int) => Ok(Decimal::new(i128::from(*int), 0)),
-            Value::Numeric(text) => Decimal::parse(text)
-                .ok_or_else(|| Error::Value(format!("`{text}` is not a decimal number"))),
-            other => Err(Error::Value(format!(
-                "expected a number, found a {}",
-                other.kind()
-            ))),
+            Value::Numeric(text) => {
+                Decimal::parse(text).ok_or_else(|| Error::Value(format!("`{text}` is not a decimal number")))
+            }
+            other => Err(Error::Value(format!("expected a number, found a {}", other.kind()))),
         }
     }
 
@@ -143,16 +133,14 @@ impl Ord for Value {
             (Value::Null, Value::Null) => Ordering::Equal,
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
-            (Value::Numeric(a), Value::Numeric(b)) => {
-                match (Decimal::parse(a), Decimal::parse(b)) {
-                    (Some(x), Some(y)) => x.cmp_value(y),
-                    _ => a.cmp(b),
-                }
-            }
+            (Value::Numeric(a), Value::Numeric(b)) => match (Decimal::parse(a), Decimal::parse(b)) {
+                (Some(x), Some(y)) => x.cmp_value(y),
+                _ => a.cmp(b),
+            },
             (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
-            (Value::Text(a), Value::Text(b))
-            | (Value::Json(a), Value::Json(b))
-            | (Value::Uuid(a), Value::Uuid(b)) => a.cmp(b),
+            (Value::Text(a), Value::Text(b)) | (Value::Json(a), Value::Json(b)) | (Value::Uuid(a), Value::Uuid(b)) => {
+                a.cmp(b)
+            }
             (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
             (Value::Date(a), Value::Date(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
@@ -186,9 +174,7 @@ pub trait FromValue: Sized {
 }
 
 fn mismatch<T>(expected: &str, found: &Value) -> Result<T, Error> {
-    Err(Error::Value(format!(
-        "expected {expected}, found {found:?}"
-    )))
+    Err(Error::Value(format!("expected {expected}, found {found:?}")))
 }
 
 macro_rules! int_value {
@@ -359,10 +345,7 @@ impl<T: DeserializeOwned> FromValue for Json<T> {
     fn from_value(value: &Value) -> Result<Self, Error> {
         match value {
             Value::Json(text) => serde_json::from_str(text).map(Json).map_err(|error| {
-                Error::Value(format!(
-                    "JSON column does not match {}: {error}",
-                    crate::event::short_type_name::<T>()
-                ))
+                Error::Value(format!("JSON column does not match {}: {error}", crate::event::short_type_name::<T>()))
             }),
             other => mismatch("json", other),
         }
@@ -394,14 +377,8 @@ mod tests {
         let add = |a: Value, b: Value| a.checked_add(&b).unwrap();
         assert_eq!(add(Value::Null, Value::Int(2)), Value::Int(2));
         assert_eq!(add(Value::Int(2), Value::Int(-3)), Value::Int(-1));
-        assert_eq!(
-            add(Value::Numeric("0.10".into()), Value::Numeric("0.2".into())),
-            Value::Numeric("0.3".into())
-        );
-        assert_eq!(
-            add(Value::Numeric("10.00".into()), Value::Int(1)),
-            Value::Numeric("11.00".into())
-        );
+        assert_eq!(add(Value::Numeric("0.10".into()), Value::Numeric("0.2".into())), Value::Numeric("0.3".into()));
+        assert_eq!(add(Value::Numeric("10.00".into()), Value::Int(1)), Value::Numeric("11.00".into()));
         assert!(Value::Int(i64::MAX).checked_add(&Value::Int(1)).is_err());
         assert!(Value::Text("a".into()).checked_add(&Value::Int(1)).is_err());
     }
@@ -413,14 +390,9 @@ mod tests {
         assert!(i64::from_value(&Value::Text("7".into())).is_err());
         assert_eq!(Option::<i64>::from_value(&Value::Null).unwrap(), None);
         assert!(i64::from_value(&Value::Null).is_err());
-        assert_eq!(
-            Cents::from_value(&Value::Numeric("12.30".into())).unwrap(),
-            Cents::new(1230)
-        );
-        let Json(map) = Json::<std::collections::BTreeMap<String, i64>>::from_value(&Value::Json(
-            r#"{"a":1}"#.into(),
-        ))
-        .unwrap();
+        assert_eq!(Cents::from_value(&Value::Numeric("12.30".into())).unwrap(), Cents::new(1230));
+        let Json(map) =
+            Json::<std::collections::BTreeMap<String, i64>>::from_value(&Value::Json(r#"{"a":1}"#.into())).unwrap();
         assert_eq!(map["a"], 1);
     }
 }

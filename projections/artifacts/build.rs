@@ -14,10 +14,7 @@ use std::process::{Command, Stdio};
 const TARGET: &str = "wasm32-wasip2";
 
 /// `(constant, package)` for each example projection.
-const PROJECTIONS: &[(&str, &str)] = &[
-    ("ORDER_SUMMARY", "order_summary"),
-    ("REVENUE_BY_DAY", "revenue_by_day"),
-];
+const PROJECTIONS: &[(&str, &str)] = &[("ORDER_SUMMARY", "order_summary"), ("REVENUE_BY_DAY", "revenue_by_day")];
 
 /// What the guests are built from: a change to any of these rebuilds them.
 const SOURCES: &[&str] = &[
@@ -37,11 +34,7 @@ fn main() {
     }
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
     // OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
-    let target_dir = out_dir
-        .ancestors()
-        .nth(4)
-        .unwrap_or(&out_dir)
-        .join("refract-guests");
+    let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("refract-guests");
 
     ensure_target_installed();
     build_guests(&root, &target_dir);
@@ -49,32 +42,16 @@ fn main() {
     let mut generated = String::new();
     let mut all = String::new();
     for (constant, package) in PROJECTIONS {
-        let wasm = target_dir
-            .join(TARGET)
-            .join("release")
-            .join(format!("{package}.wasm"));
+        let wasm = target_dir.join(TARGET).join("release").join(format!("{package}.wasm"));
         check_component(&wasm);
         let path = wasm.display().to_string();
-        writeln!(
-            generated,
-            "/// The `{package}` projection, built as a component: an absolute path."
-        )
-        .unwrap();
+        writeln!(generated, "/// The `{package}` projection, built as a component: an absolute path.").unwrap();
         writeln!(generated, "pub const {constant}: &str = {path:?};").unwrap();
         write!(all, "({package:?}, {constant}), ").unwrap();
     }
-    writeln!(
-        generated,
-        "/// Every example projection: `(package name, path of its component)`."
-    )
-    .unwrap();
-    writeln!(
-        generated,
-        "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}"
-    )
-    .unwrap();
-    fs::write(out_dir.join("artifacts.rs"), generated)
-        .expect("cannot write artifacts.rs to OUT_DIR");
+    writeln!(generated, "/// Every example projection: `(package name, path of its component)`.").unwrap();
+    writeln!(generated, "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}").unwrap();
+    fs::write(out_dir.join("artifacts.rs"), generated).expect("cannot write artifacts.rs to OUT_DIR");
 }
 
 fn env_var(name: &str) -> String {
@@ -85,11 +62,8 @@ fn env_var(name: &str) -> String {
 /// `RUSTUP_AUTO_INSTALL=0`, so `rust-toolchain.toml`'s `targets` are not installed on use.
 fn ensure_target_installed() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success());
+    let sysroot =
+        Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|output| output.status.success());
     let Some(sysroot) = sysroot else {
         panic!("cannot run `{rustc} --print sysroot` to check for the {TARGET} target");
     };
@@ -98,10 +72,7 @@ fn ensure_target_installed() {
         return;
     }
     println!("cargo:warning=the {TARGET} target is missing: running `rustup target add {TARGET}`");
-    let added = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .stdout(Stdio::from(std::io::stderr()))
-        .status();
+    let added = Command::new("rustup").args(["target", "add", TARGET]).stdout(Stdio::from(std::io::stderr())).status();
     if !matches!(added, Ok(status) if status.success()) {
         panic!(
             "the Rust standard library for {TARGET} is not installed and `rustup target add {TARGET}` failed \
@@ -132,24 +103,14 @@ fn build_guests(root: &Path, target_dir: &Path) {
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         // Cargo reads a build script's stdout for directives: keep the inner build's off it.
         .stdout(Stdio::from(std::io::stderr()));
-    let status = command
-        .status()
-        .unwrap_or_else(|error| panic!("cannot run {cargo}: {error}"));
-    assert!(
-        status.success(),
-        "building the example projections for {TARGET} failed ({status}); see the errors above"
-    );
+    let status = command.status().unwrap_or_else(|error| panic!("cannot run {cargo}: {error}"));
+    assert!(status.success(), "building the example projections for {TARGET} failed ({status}); see the errors above");
 }
 
 /// Fails the build unless `wasm` is a WebAssembly component (not a core module).
 fn check_component(wasm: &Path) {
     // `\0asm`, then version 0x0d and layer 1: a component. A core module has version 1, layer 0.
     const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-    let bytes =
-        fs::read(wasm).unwrap_or_else(|error| panic!("cannot read {}: {error}", wasm.display()));
-    assert!(
-        bytes.starts_with(&COMPONENT_HEADER),
-        "{} is not a WebAssembly component",
-        wasm.display()
-    );
+    let bytes = fs::read(wasm).unwrap_or_else(|error| panic!("cannot read {}: {error}", wasm.display()));
+    assert!(bytes.starts_with(&COMPONENT_HEADER), "{} is not a WebAssembly component", wasm.display());
 }

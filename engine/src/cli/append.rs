@@ -103,10 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     } else {
         let requests: Vec<AppendRequest> = groups.iter().map(|g| g.request.clone()).collect();
-        let outcomes = store
-            .append_all(&requests)
-            .await
-            .map_err(|err| locate(err, &groups))?;
+        let outcomes = store.append_all(&requests).await.map_err(|err| locate(err, &groups))?;
         for (group, outcome) in groups.iter().zip(outcomes) {
             tally.add(&group.request, outcome.already_appended);
         }
@@ -120,15 +117,10 @@ async fn read_input(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     let mut input = Vec::new();
     match file.filter(|path| path.as_os_str() != "-") {
         Some(path) => {
-            input = tokio::fs::read(path)
-                .await
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            input = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
         }
         None => {
-            tokio::io::stdin()
-                .read_to_end(&mut input)
-                .await
-                .context("cannot read stdin")?;
+            tokio::io::stdin().read_to_end(&mut input).await.context("cannot read stdin")?;
         }
     }
     Ok(input)
@@ -154,19 +146,11 @@ fn parse(input: &[u8]) -> (Vec<Group>, Vec<(usize, String)>) {
         };
         if let Some(earlier) = first_use.insert(event.event_id, number) {
             first_use.insert(event.event_id, earlier);
-            bad.push((
-                number,
-                format!(
-                    "event_id {} is already used on line {earlier}",
-                    event.event_id
-                ),
-            ));
+            bad.push((number, format!("event_id {} is already used on line {earlier}", event.event_id)));
             continue;
         }
         match groups.last_mut() {
-            Some(group)
-                if group.request.stream_id == line.stream_id && line.expected_version.is_none() =>
-            {
+            Some(group) if group.request.stream_id == line.stream_id && line.expected_version.is_none() => {
                 group.lines = *group.lines.start()..=number;
                 group.request.events.push(event);
             }
@@ -188,46 +172,30 @@ fn parse_line(raw: &[u8]) -> Result<(Line, NewEvent), String> {
     let mut line: Line = serde_json::from_str(text).map_err(|err| {
         // serde_json ends with "at line 1 column N": on a one-line text only the column says anything.
         let message = err.to_string();
-        let reason = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(reason, _)| reason);
+        let reason = message.rsplit_once(" at line ").map_or(message.as_str(), |(reason, _)| reason);
         format!("not a valid event (column {}): {reason}", err.column())
     })?;
     let data = std::mem::take(&mut line.data);
-    let mut event = NewEvent::new(line.event_type.clone(), data)
-        .with_metadata(line.metadata.take().unwrap_or_default());
+    let mut event =
+        NewEvent::new(line.event_type.clone(), data).with_metadata(line.metadata.take().unwrap_or_default());
     if let Some(id) = line.event_id {
         event = event.with_id(id);
     }
     // The store's own checks, on this line alone, so that the error names the line.
-    let single = AppendRequest {
-        stream_id: line.stream_id.clone(),
-        expected: ExpectedVersion::Any,
-        events: vec![event],
-    };
-    refract::store::validate_requests(std::slice::from_ref(&single))
-        .map_err(|err| err.to_string())?;
-    let event = single
-        .events
-        .into_iter()
-        .next()
-        .expect("one event was put in");
+    let single =
+        AppendRequest { stream_id: line.stream_id.clone(), expected: ExpectedVersion::Any, events: vec![event] };
+    refract::store::validate_requests(std::slice::from_ref(&single)).map_err(|err| err.to_string())?;
+    let event = single.events.into_iter().next().expect("one event was put in");
     Ok((line, event))
 }
 
-fn expected_version<'de, D: serde::Deserializer<'de>>(
-    de: D,
-) -> Result<Option<ExpectedVersion>, D::Error> {
+fn expected_version<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<ExpectedVersion>, D::Error> {
     use serde::de::Error;
     match Value::deserialize(de)? {
         Value::Null => Ok(None),
         Value::String(s) if s == "any" => Ok(Some(ExpectedVersion::Any)),
-        Value::String(s) if s == "no_stream" || s == "no-stream" => {
-            Ok(Some(ExpectedVersion::NoStream))
-        }
-        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 0) => {
-            Ok(n.as_i64().map(ExpectedVersion::Exact))
-        }
+        Value::String(s) if s == "no_stream" || s == "no-stream" => Ok(Some(ExpectedVersion::NoStream)),
+        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 0) => Ok(n.as_i64().map(ExpectedVersion::Exact)),
         other => Err(D::Error::custom(format!(
             "expected_version must be a version number (0 or more), \"no_stream\" or \"any\", not {other}"
         ))),
@@ -245,9 +213,7 @@ fn describe_lines(lines: &RangeInclusive<usize>) -> String {
 /// An error of the one-transaction append, with the lines of the stream it concerns.
 fn locate(err: StoreError, groups: &[Group]) -> anyhow::Error {
     let stream = match &err {
-        StoreError::Conflict { stream_id, .. } | StoreError::EventIdTaken { stream_id, .. } => {
-            Some(stream_id.as_str())
-        }
+        StoreError::Conflict { stream_id, .. } | StoreError::EventIdTaken { stream_id, .. } => Some(stream_id.as_str()),
         _ => None,
     };
     let lines: Vec<String> = groups
@@ -259,10 +225,7 @@ fn locate(err: StoreError, groups: &[Group]) -> anyhow::Error {
     if lines.is_empty() {
         err.context("nothing was appended")
     } else {
-        err.context(format!(
-            "nothing was appended; the failing stream is on {}",
-            lines.join(", ")
-        ))
+        err.context(format!("nothing was appended; the failing stream is on {}", lines.join(", ")))
     }
 }
 
@@ -287,12 +250,7 @@ impl Tally {
 
 impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "appended {} events to {} streams",
-            self.events,
-            self.streams.len()
-        )?;
+        write!(f, "appended {} events to {} streams", self.events, self.streams.len())?;
         if self.already > 0 {
             write!(f, "; {} events were already stored", self.already)?;
         }

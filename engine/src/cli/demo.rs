@@ -38,25 +38,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let url = server.database_url(DEMO_DATABASE);
     println!("Refract demo: the engine on the order domain\n");
     recreate_database(server.url()).await?;
-    println!(
-        "  database     {url}{}",
-        if server.is_throwaway() {
-            " (private cluster, stopped on exit)"
-        } else {
-            ""
-        }
-    );
+    println!("  database     {url}{}", if server.is_throwaway() { " (private cluster, stopped on exit)" } else { "" });
     let mut client = refract::db::connect(&url).await?;
     refract::migrate::migrate(&mut client, "public").await?;
 
     let started = Instant::now();
-    let config = OrderConfig {
-        orders: args.orders,
-        seed: args.seed,
-        ..OrderConfig::default()
-    };
-    let loaded =
-        refract::generate::load(&mut client, "public", OrderGenerator::new(config)).await?;
+    let config = OrderConfig { orders: args.orders, seed: args.seed, ..OrderConfig::default() };
+    let loaded = refract::generate::load(&mut client, "public", OrderGenerator::new(config)).await?;
     println!(
         "  generated    {} orders, {} events in {:.1} s",
         loaded.streams,
@@ -66,8 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     for (name, path) in refract_projection_artifacts::all() {
-        std::fs::copy(path, dir.path().join(format!("{name}.wasm")))
-            .with_context(|| format!("copying {path}"))?;
+        std::fs::copy(path, dir.path().join(format!("{name}.wasm"))).with_context(|| format!("copying {path}"))?;
     }
     let status = StatusBoard::default();
     let (stop, shutdown) = watch::channel(false);
@@ -94,10 +81,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     print_read_models(&client).await?;
 
-    println!(
-        "\nLive: appending about {} events/s (Ctrl-C to stop)",
-        args.rate
-    );
+    println!("\nLive: appending about {} events/s (Ctrl-C to stop)", args.rate);
     let live = live(&mut client, &status, &args);
     tokio::select! {
         result = live => result?,
@@ -113,50 +97,34 @@ async fn recreate_database(server_url: &str) -> anyhow::Result<()> {
     let admin = refract::db::connect(server_url).await?;
     // Two statements: a multi-statement string would run them in one (implicit) transaction,
     // where DROP/CREATE DATABASE are not allowed.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"),
-        format!("CREATE DATABASE {DEMO_DATABASE}"),
-    ] {
-        admin
-            .batch_execute(&sql)
-            .await
-            .context("creating the demo database")?;
+    for sql in
+        [format!("DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"), format!("CREATE DATABASE {DEMO_DATABASE}")]
+    {
+        admin.batch_execute(&sql).await.context("creating the demo database")?;
     }
     Ok(())
 }
 
 async fn last_position(client: &Client) -> anyhow::Result<i64> {
-    Ok(client
-        .query_one("SELECT coalesce(max(global_position), 0) FROM events", &[])
-        .await?
-        .get(0))
+    Ok(client.query_one("SELECT coalesce(max(global_position), 0) FROM events", &[]).await?.get(0))
 }
 
 /// The least checkpoint position over the demo's projections, once all are running.
 fn progress(status: &StatusBoard) -> Option<i64> {
     let snapshot = status.snapshot();
-    PROJECTIONS
-        .iter()
-        .map(|name| snapshot.get(*name).map(|s| s.checkpoint.position))
-        .min()
-        .flatten()
+    PROJECTIONS.iter().map(|name| snapshot.get(*name).map(|s| s.checkpoint.position)).min().flatten()
 }
 
 async fn catch_up(status: &StatusBoard, head: i64) {
     let bar = ProgressBar::new(head.max(1) as u64).with_style(
-        ProgressStyle::with_template(
-            "  catching up  [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("  catching up  [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
     );
     loop {
         let position = progress(status).unwrap_or(0);
         bar.set_position(position.max(0) as u64);
-        let failed = status
-            .snapshot()
-            .into_iter()
-            .find(|(_, s)| s.state == State::Failed);
+        let failed = status.snapshot().into_iter().find(|(_, s)| s.state == State::Failed);
         if position >= head || failed.is_some() {
             break;
         }
@@ -166,15 +134,9 @@ async fn catch_up(status: &StatusBoard, head: i64) {
 }
 
 async fn print_read_models(client: &Client) -> anyhow::Result<()> {
-    let orders: i64 = client
-        .query_one("SELECT count(*) FROM order_summary.order_summary", &[])
-        .await?
-        .get(0);
+    let orders: i64 = client.query_one("SELECT count(*) FROM order_summary.order_summary", &[]).await?.get(0);
     println!("Orders (order_summary.order_summary: {orders} rows; the five largest)");
-    println!(
-        "  {:<36}  {:<10}  {:>5}  {:>10}  {:>7}  updated_at",
-        "order_id", "status", "items", "total", "version"
-    );
+    println!("  {:<36}  {:<10}  {:>5}  {:>10}  {:>7}  updated_at", "order_id", "status", "items", "total", "version");
     for row in client
         .query(
             "SELECT order_id::text, status, item_count, total::text, version, updated_at
@@ -196,7 +158,10 @@ async fn print_read_models(client: &Client) -> anyhow::Result<()> {
     }
     println!("\nRevenue by day (revenue_by_day.revenue_by_day)");
     println!("  {:<10}  {:>6}  {:>12}", "day", "orders", "revenue");
-    for row in client.query("SELECT day::text, orders, revenue::text FROM revenue_by_day.revenue_by_day ORDER BY day", &[]).await? {
+    for row in client
+        .query("SELECT day::text, orders, revenue::text FROM revenue_by_day.revenue_by_day ORDER BY day", &[])
+        .await?
+    {
         println!("  {:<10}  {:>6}  {:>12}", row.get::<_, String>(0), row.get::<_, i32>(1), row.get::<_, String>(2));
     }
     Ok(())
@@ -207,21 +172,15 @@ async fn print_read_models(client: &Client) -> anyhow::Result<()> {
 async fn live(client: &mut Client, status: &StatusBoard, args: &Args) -> anyhow::Result<()> {
     const TICK: Duration = Duration::from_millis(200);
     let orders_per_tick = (args.rate / 5 / 8).max(1); // an order has about 8 events
-    let until = args
-        .seconds
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    let until = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     let mut pending: Vec<(i64, Instant)> = Vec::new();
     let mut latencies: Vec<Duration> = Vec::new();
     let mut last_report = Instant::now();
     let mut tick = 0u64;
     while until.is_none_or(|u| Instant::now() < u) {
         tick += 1;
-        let config = OrderConfig {
-            orders: orders_per_tick,
-            seed: args.seed + 1_000_000 + tick,
-            start: Utc::now(),
-            days: 0,
-        };
+        let config =
+            OrderConfig { orders: orders_per_tick, seed: args.seed + 1_000_000 + tick, start: Utc::now(), days: 0 };
         refract::generate::load(client, "public", OrderGenerator::new(config)).await?;
         pending.push((last_position(client).await?, Instant::now()));
         let deadline = Instant::now() + TICK;
@@ -239,9 +198,7 @@ async fn live(client: &mut Client, status: &StatusBoard, args: &Args) -> anyhow:
         if last_report.elapsed() >= Duration::from_secs(1) {
             latencies.sort();
             let pct = |p: f64| {
-                latencies
-                    .get(((latencies.len() as f64 - 1.0) * p) as usize)
-                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+                latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).map_or(0.0, |d| d.as_secs_f64() * 1e3)
             };
             let lag = last_position(client).await? - progress(status).unwrap_or(0);
             println!(

@@ -43,22 +43,11 @@ struct OrdersArgs {
 /// Runs `refract generate`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Domain::Orders(orders) = args.domain;
-    let start: DateTime<Utc> = orders
-        .start
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default()
-        .and_utc();
-    let config = OrderConfig {
-        orders: orders.orders,
-        seed: orders.seed,
-        start,
-        days: orders.days,
-    };
+    let start: DateTime<Utc> = orders.start.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let config = OrderConfig { orders: orders.orders, seed: orders.seed, start, days: orders.days };
     let mut client = refract::db::connect(&orders.db.database_url).await?;
     let began = Instant::now();
-    let summary =
-        refract::generate::load(&mut client, &orders.db.schema, OrderGenerator::new(config))
-            .await?;
+    let summary = refract::generate::load(&mut client, &orders.db.schema, OrderGenerator::new(config)).await?;
     let seconds = began.elapsed().as_secs_f64();
     println!(
         "generated {} events in {} order streams (seed {}) in {seconds:.1} s ({:.0} events/s)",

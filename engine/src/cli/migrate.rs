@@ -21,10 +21,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     for migration in &applied {
-        println!(
-            "applied {:04}_{} to schema {:?}",
-            migration.version, migration.name, args.db.schema
-        );
+        println!("applied {:04}_{} to schema {:?}", migration.version, migration.name, args.db.schema);
     }
     Ok(())
 }

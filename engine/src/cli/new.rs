@@ -18,26 +18,11 @@ pub struct Args {
 
 /// The files of a new projection crate: path inside the crate, template.
 const FILES: &[(&str, &str)] = &[
-    (
-        "Cargo.toml",
-        include_str!("../../templates/new/Cargo.toml.tmpl"),
-    ),
-    (
-        "src/lib.rs",
-        include_str!("../../templates/new/lib.rs.tmpl"),
-    ),
-    (
-        "tests/projection.rs",
-        include_str!("../../templates/new/projection.rs.tmpl"),
-    ),
-    (
-        "README.md",
-        include_str!("../../templates/new/README.md.tmpl"),
-    ),
-    (
-        ".gitignore",
-        include_str!("../../templates/new/gitignore.tmpl"),
-    ),
+    ("Cargo.toml", include_str!("../../templates/new/Cargo.toml.tmpl")),
+    ("src/lib.rs", include_str!("../../templates/new/lib.rs.tmpl")),
+    ("tests/projection.rs", include_str!("../../templates/new/projection.rs.tmpl")),
+    ("README.md", include_str!("../../templates/new/README.md.tmpl")),
+    (".gitignore", include_str!("../../templates/new/gitignore.tmpl")),
 ];
 
 /// PostgreSQL truncates identifiers longer than this, and the name is a schema's name.
@@ -119,27 +104,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!();
     println!("Next:");
     println!("  cd {}", dir.display());
-    println!(
-        "  cargo test                                    # native tests: no wasm, no database"
-    );
+    println!("  cargo test                                    # native tests: no wasm, no database");
     println!("  rustup target add wasm32-wasip2               # once per toolchain");
-    println!(
-        "  cargo build --target wasm32-wasip2 --release  # target/wasm32-wasip2/release/{}.wasm",
-        args.name
-    );
+    println!("  cargo build --target wasm32-wasip2 --release  # target/wasm32-wasip2/release/{}.wasm", args.name);
     Ok(())
 }
 
 /// Checks that `name` can name a crate, a Rust module, a projection and a PostgreSQL schema.
 fn validate_name(name: &str) -> anyhow::Result<()> {
     let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !well_formed {
-        bail!(
-            "invalid projection name `{name}`: use lowercase letters, digits and `_`, starting with a letter"
-        );
+        bail!("invalid projection name `{name}`: use lowercase letters, digits and `_`, starting with a letter");
     }
     if name.len() > MAX_NAME_LEN {
         bail!("invalid projection name `{name}`: longer than {MAX_NAME_LEN} characters");
@@ -164,28 +140,18 @@ fn sdk_path() -> anyhow::Result<PathBuf> {
 
 /// Writes the crate's files into `dir`, which must not exist or be empty.
 fn scaffold(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
-    let occupied = dir.exists()
-        && fs::read_dir(dir)
-            .map(|mut entries| entries.next().is_some())
-            .unwrap_or(true);
+    let occupied = dir.exists() && fs::read_dir(dir).map(|mut entries| entries.next().is_some()).unwrap_or(true);
     if occupied {
-        bail!(
-            "{} already exists and is not an empty directory",
-            dir.display()
-        );
+        bail!("{} already exists and is not an empty directory", dir.display());
     }
     // TOML basic strings take `\` as an escape; forward slashes work on every platform.
     let sdk = sdk.display().to_string().replace('\\', "/");
     let type_name = type_name(name);
     for (file, template) in FILES {
-        let text = template
-            .replace("{{name}}", name)
-            .replace("{{Type}}", &type_name)
-            .replace("{{sdk_path}}", &sdk);
+        let text = template.replace("{{name}}", name).replace("{{Type}}", &type_name).replace("{{sdk_path}}", &sdk);
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -197,11 +163,7 @@ fn type_name(name: &str) -> String {
     name.split('_')
         .flat_map(|word| {
             let mut chars = word.chars();
-            chars
-                .next()
-                .map(|first| first.to_ascii_uppercase())
-                .into_iter()
-                .chain(chars)
+            chars.next().map(|first| first.to_ascii_uppercase()).into_iter().chain(chars)
         })
         .collect()
 }
@@ -215,19 +177,9 @@ mod tests {
         for good in ["order_totals", "top10", "a", "a__b"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "Order",
-            "order-totals",
-            "1st",
-            "_x",
-            "ünï",
-            "self",
-            "test",
-            "public",
-            "pg_stats",
-            &"x".repeat(64),
-        ] {
+        for bad in
+            ["", "Order", "order-totals", "1st", "_x", "ünï", "self", "test", "public", "pg_stats", &"x".repeat(64)]
+        {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }

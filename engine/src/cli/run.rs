@@ -40,9 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("stopping: finishing the batches under way");
         let _ = stop.send(true);
     });
-    refract::runner::run(config, StatusBoard::default(), shutdown)
-        .await
-        .context("refract run failed")
+    refract::runner::run(config, StatusBoard::default(), shutdown).await.context("refract run failed")
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -24,9 +24,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = refract::db::connect(&args.db.database_url).await?;
     loop {
-        let report = report::read(&client, &args.db.schema)
-            .await
-            .context("reading the status")?;
+        let report = report::read(&client, &args.db.schema).await.context("reading the status")?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -48,11 +46,7 @@ fn table(report: &Report) -> String {
         "NAME", "VERSION", "STATE", "CHECKPOINT", "LAG", "EVENTS/S", "LAST ERROR"
     );
     for p in &report.projections {
-        let version = format!(
-            "{} ({})",
-            p.version,
-            &p.content_hash[..p.content_hash.len().min(8)]
-        );
+        let version = format!("{} ({})", p.version, &p.content_hash[..p.content_hash.len().min(8)]);
         let error = match (&p.last_error, p.last_error_position, &p.last_error_event_id) {
             (Some(e), Some(pos), Some(id)) => format!("at event {pos} ({id}): {e}"),
             (Some(e), Some(pos), None) => format!("at event {pos}: {e}"),

@@ -48,18 +48,9 @@ impl ThrowawayCluster {
     pub fn start() -> Result<Self, ClusterError> {
         let bin = find_binaries().ok_or(ClusterError::NoBinaries)?;
         let as_postgres = is_root();
-        let dir = std::env::temp_dir().join(format!(
-            "refract-pg-{}-{}",
-            std::process::id(),
-            unique_suffix()
-        ));
+        let dir = std::env::temp_dir().join(format!("refract-pg-{}-{}", std::process::id(), unique_suffix()));
         std::fs::create_dir_all(&dir).map_err(|e| step("creating the cluster directory", e))?;
-        let cluster = ThrowawayCluster {
-            dir,
-            pg_ctl: bin.join("pg_ctl"),
-            port: free_port()?,
-            as_postgres,
-        };
+        let cluster = ThrowawayCluster { dir, pg_ctl: bin.join("pg_ctl"), port: free_port()?, as_postgres };
         if as_postgres {
             let uid = postgres_uid().ok_or(ClusterError::NoPostgresUser)?;
             std::os::unix::fs::chown(&cluster.dir, Some(uid), None)
@@ -128,18 +119,11 @@ impl ThrowawayCluster {
         } else {
             Command::new(program)
         };
-        let output = command
-            .args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| step(what, e))?;
+        let output =
+            command.args(args).current_dir(&self.dir).stdin(Stdio::null()).output().map_err(|e| step(what, e))?;
         if !output.status.success() {
             let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-            return Err(ClusterError::Step {
-                step: what,
-                detail: format!("{} ({})", detail, output.status),
-            });
+            return Err(ClusterError::Step { step: what, detail: format!("{} ({})", detail, output.status) });
         }
         Ok(output)
     }
@@ -177,13 +161,7 @@ impl Drop for ThrowawayCluster {
         let stopped = self.run(
             "pg_ctl stop",
             &self.pg_ctl.clone(),
-            [
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("-m"),
-                OsStr::new("fast"),
-                OsStr::new("stop"),
-            ],
+            [OsStr::new("-D"), data.as_os_str(), OsStr::new("-m"), OsStr::new("fast"), OsStr::new("stop")],
         );
         if let Err(err) = stopped {
             tracing::warn!(error = %err, "stopping the throwaway cluster");
@@ -193,10 +171,7 @@ impl Drop for ThrowawayCluster {
 }
 
 fn step(what: &'static str, err: std::io::Error) -> ClusterError {
-    ClusterError::Step {
-        step: what,
-        detail: err.to_string(),
-    }
+    ClusterError::Step { step: what, detail: err.to_string() }
 }
 
 /// The `bin` folder of the newest installed major version, else the folder of `initdb` on PATH.
@@ -221,29 +196,19 @@ fn find_binaries() -> Option<PathBuf> {
 
 fn free_port() -> Result<u16, ClusterError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| step("finding a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| step("finding a free port", e))
+    listener.local_addr().map(|a| a.port()).map_err(|e| step("finding a free port", e))
 }
 
 fn is_root() -> bool {
     // The effective uid, without unsafe code: /proc/self is owned by it.
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
 
 fn postgres_uid() -> Option<u32> {
     let output = Command::new("id").args(["-u", "postgres"]).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().parse().ok())?
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().parse().ok())?
 }
 
 fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }

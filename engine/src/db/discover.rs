@@ -48,39 +48,24 @@ pub async fn discover() -> Result<Server, DbError> {
     }
     let cluster = tokio::task::spawn_blocking(ThrowawayCluster::start)
         .await
-        .map_err(|join| {
-            DbError::NotFound(ClusterError::Step {
-                step: "starting a cluster",
-                detail: join.to_string(),
-            })
-        })?
+        .map_err(|join| DbError::NotFound(ClusterError::Step { step: "starting a cluster", detail: join.to_string() }))?
         .map_err(DbError::NotFound)?;
     let url = cluster.url();
     check_version(&url).await?;
-    Ok(Server {
-        url,
-        cluster: Some(Arc::new(cluster)),
-    })
+    Ok(Server { url, cluster: Some(Arc::new(cluster)) })
 }
 
 /// Connects to `url` and refuses servers older than PostgreSQL 13.
 async fn check_version(url: &str) -> Result<(), DbError> {
     let client = connect(url).await?;
-    let query =
-        "SELECT current_setting('server_version_num')::int, current_setting('server_version')";
-    let row = client
-        .query_one(query, &[])
-        .await
-        .map_err(|error| DbError::Connect {
-            target: url.to_owned(),
-            reason: super::describe(&error),
-            error,
-        })?;
+    let query = "SELECT current_setting('server_version_num')::int, current_setting('server_version')";
+    let row = client.query_one(query, &[]).await.map_err(|error| DbError::Connect {
+        target: url.to_owned(),
+        reason: super::describe(&error),
+        error,
+    })?;
     if row.get::<_, i32>(0) < 130_000 {
-        return Err(DbError::TooOld {
-            url: url.to_owned(),
-            version: row.get(1),
-        });
+        return Err(DbError::TooOld { url: url.to_owned(), version: row.get(1) });
     }
     Ok(())
 }

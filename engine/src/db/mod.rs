@@ -6,6 +6,8 @@ mod discover;
 pub use cluster::{ClusterError, ThrowawayCluster};
 pub use discover::{Server, discover};
 
+use std::time::Duration;
+
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -61,18 +63,20 @@ pub enum DbError {
 /// Connects to `url` (URL or `key=value` form) without TLS and spawns the connection task on
 /// the current tokio runtime. The connection closes when the returned client is dropped.
 pub async fn connect(url: &str) -> Result<Client, DbError> {
-    let config: Config = url.parse().map_err(|error| DbError::InvalidUrl {
-        url: url.to_owned(),
+    let mut config: Config = url.parse().map_err(|error| DbError::InvalidUrl { url: url.to_owned(), error })?;
+    // A peer that vanished without closing (a dead host, a cut network) is noticed within
+    // about a minute, so that a lost owner's lock is released and a standby takes over.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(60));
+    let (client, connection) = config.connect(NoTls).await.map_err(|error| DbError::Connect {
+        target: target(&config),
+        reason: reason(&error),
         error,
     })?;
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|error| DbError::Connect {
-            target: target(&config),
-            reason: reason(&error),
-            error,
-        })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "PostgreSQL connection closed with an error");
@@ -83,23 +87,13 @@ pub async fn connect(url: &str) -> Result<Client, DbError> {
 
 /// `url` with its database name replaced by `dbname`; works for URLs and `key=value` strings.
 pub fn with_database(url: &str, dbname: &str) -> String {
-    let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    else {
+    let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) else {
         // key=value form: a later key overrides an earlier one.
-        return format!(
-            "{url} dbname='{}'",
-            dbname.replace('\\', "\\\\").replace('\'', "\\'")
-        );
+        return format!("{url} dbname='{}'", dbname.replace('\\', "\\\\").replace('\'', "\\'"));
     };
     let scheme = &url[..url.len() - rest.len()];
-    let (before_query, query) = rest
-        .split_once('?')
-        .map_or((rest, None), |(a, q)| (a, Some(q)));
-    let authority = before_query
-        .split_once('/')
-        .map_or(before_query, |(a, _)| a);
+    let (before_query, query) = rest.split_once('?').map_or((rest, None), |(a, q)| (a, Some(q)));
+    let authority = before_query.split_once('/').map_or(before_query, |(a, _)| a);
     let mut out = format!("{scheme}{authority}/{dbname}");
     if let Some(query) = query {
         out.push('?');
@@ -151,18 +145,9 @@ mod tests {
 
     #[test]
     fn replaces_the_database_of_a_url() {
-        assert_eq!(
-            with_database("postgres://u@h:1/postgres", "x"),
-            "postgres://u@h:1/x"
-        );
+        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
         assert_eq!(with_database("postgresql://u@h", "x"), "postgresql://u@h/x");
-        assert_eq!(
-            with_database("postgres://h/db?sslmode=disable", "x"),
-            "postgres://h/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("host=h user=u", "x"),
-            "host=h user=u dbname='x'"
-        );
+        assert_eq!(with_database("postgres://h/db?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
+        assert_eq!(with_database("host=h user=u", "x"), "host=h user=u dbname='x'");
     }
 }

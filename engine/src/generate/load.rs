@@ -69,19 +69,15 @@ pub async fn load(
         ))
         .await
         .map_err(|err| {
-            if err.code() == Some(&SqlState::UNDEFINED_TABLE) { LoadError::NotMigrated(err) } else { LoadError::Db(err) }
+            if err.code() == Some(&SqlState::UNDEFINED_TABLE) {
+                LoadError::NotMigrated(err)
+            } else {
+                LoadError::Db(err)
+            }
         })?;
     let writer = BinaryCopyInWriter::new(
         sink,
-        &[
-            Type::VARCHAR,
-            Type::INT8,
-            Type::UUID,
-            Type::VARCHAR,
-            Type::JSONB,
-            Type::JSONB,
-            Type::TIMESTAMPTZ,
-        ],
+        &[Type::VARCHAR, Type::INT8, Type::UUID, Type::VARCHAR, Type::JSONB, Type::JSONB, Type::TIMESTAMPTZ],
     );
     pin_mut!(writer);
     // Streams in order of first appearance, so that `streams.id` follows the log too.
@@ -107,11 +103,8 @@ pub async fn load(
             }
             None => {
                 order.push(event.stream_id.clone());
-                let row = StreamRow {
-                    version: event.version,
-                    created_at: event.timestamp,
-                    updated_at: event.timestamp,
-                };
+                let row =
+                    StreamRow { version: event.version, created_at: event.timestamp, updated_at: event.timestamp };
                 streams.insert(event.stream_id, row);
             }
         }
@@ -125,40 +118,21 @@ pub async fn load(
         .await?;
     let writer = BinaryCopyInWriter::new(
         sink,
-        &[
-            Type::VARCHAR,
-            Type::VARCHAR,
-            Type::INT8,
-            Type::TIMESTAMPTZ,
-            Type::TIMESTAMPTZ,
-        ],
+        &[Type::VARCHAR, Type::VARCHAR, Type::INT8, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ],
     );
     pin_mut!(writer);
     for stream_id in &order {
         let row = &streams[stream_id];
         writer
             .as_mut()
-            .write(&[
-                stream_id,
-                &category(stream_id),
-                &row.version,
-                &row.created_at,
-                &row.updated_at,
-            ])
+            .write(&[stream_id, &category(stream_id), &row.version, &row.created_at, &row.updated_at])
             .await?;
     }
     let stream_count = writer.as_mut().finish().await.map_err(streams_exist)?;
     tx.commit().await?;
-    Ok(LoadSummary {
-        events,
-        streams: stream_count,
-    })
+    Ok(LoadSummary { events, streams: stream_count })
 }
 
 fn streams_exist(err: tokio_postgres::Error) -> LoadError {
-    if err.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        LoadError::StreamsExist(err)
-    } else {
-        LoadError::Db(err)
-    }
+    if err.code() == Some(&SqlState::UNIQUE_VIOLATION) { LoadError::StreamsExist(err) } else { LoadError::Db(err) }
 }

@@ -49,12 +49,7 @@ pub struct OrderConfig {
 
 impl Default for OrderConfig {
     fn default() -> Self {
-        OrderConfig {
-            orders: 1_000,
-            seed: 1,
-            start: Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(),
-            days: 7,
-        }
+        OrderConfig { orders: 1_000, seed: 1, start: Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(), days: 7 }
     }
 }
 
@@ -109,9 +104,7 @@ impl OrderGenerator {
     /// A generator for `config`.
     pub fn new(config: OrderConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let catalog = (0..PRODUCTS)
-            .map(|_| rng.random_range(50..=25_000))
-            .collect();
+        let catalog = (0..PRODUCTS).map(|_| rng.random_range(50..=25_000)).collect();
         let span_ms = f64::from(config.days.max(1)) * 24.0 * 60.0 * MS_PER_MINUTE;
         let mean_arrival_gap_ms = span_ms / config.orders.max(1) as f64;
         OrderGenerator {
@@ -188,44 +181,17 @@ impl OrderGenerator {
         if reprice {
             cents = (cents + self.rng.random_range(-200..=200)).max(1);
         }
-        let quantity = if self.rng.random_bool(0.8) {
-            1
-        } else {
-            self.rng.random_range(2..=5)
-        };
-        (
-            types::ITEM_ADDED,
-            json!({ "product_id": sku(product), "quantity": quantity, "price": price(cents) }),
-        )
+        let quantity = if self.rng.random_bool(0.8) { 1 } else { self.rng.random_range(2..=5) };
+        (types::ITEM_ADDED, json!({ "product_id": sku(product), "quantity": quantity, "price": price(cents) }))
     }
 
     fn address(&mut self) -> (&'static str, Value) {
-        const STREETS: [&str; 6] = [
-            "Main St",
-            "High St",
-            "Station Rd",
-            "Rue de la Paix",
-            "Hauptstraße",
-            "Via Roma",
-        ];
-        const CITIES: [(&str, &str); 6] = [
-            ("Lyon", "FR"),
-            ("Leeds", "GB"),
-            ("Graz", "AT"),
-            ("Turin", "IT"),
-            ("Porto", "PT"),
-            ("Austin", "US"),
-        ];
-        let street = format!(
-            "{} {}",
-            self.rng.random_range(1..300),
-            STREETS[self.rng.random_range(0..STREETS.len())]
-        );
+        const STREETS: [&str; 6] = ["Main St", "High St", "Station Rd", "Rue de la Paix", "Hauptstraße", "Via Roma"];
+        const CITIES: [(&str, &str); 6] =
+            [("Lyon", "FR"), ("Leeds", "GB"), ("Graz", "AT"), ("Turin", "IT"), ("Porto", "PT"), ("Austin", "US")];
+        let street = format!("{} {}", self.rng.random_range(1..300), STREETS[self.rng.random_range(0..STREETS.len())]);
         let (city, country) = CITIES[self.rng.random_range(0..CITIES.len())];
-        (
-            types::SHIPPING_ADDRESS_UPDATED,
-            json!({ "address": { "street": street, "city": city, "country": country } }),
-        )
+        (types::SHIPPING_ADDRESS_UPDATED, json!({ "address": { "street": street, "city": city, "country": country } }))
     }
 
     /// The events of one order, from the rare and odd to the common.
@@ -237,10 +203,7 @@ impl OrderGenerator {
             let product = self.rng.random_range(0..PRODUCTS);
             plan.push_back(self.item_added(product, false));
         }
-        plan.push_back((
-            types::ORDER_CREATED,
-            json!({ "order_id": order_id, "customer_id": customer_id }),
-        ));
+        plan.push_back((types::ORDER_CREATED, json!({ "order_id": order_id, "customer_id": customer_id })));
         for _ in 0..self.rng.random_range(1..=6) {
             if !lines.is_empty() && self.rng.random_bool(0.1) {
                 // The same product again: its quantity grows, its first price stays.
@@ -271,10 +234,7 @@ impl OrderGenerator {
         }
         let outcome: f64 = self.rng.random();
         if outcome < 0.10 {
-            plan.push_back((
-                types::ORDER_CANCELLED,
-                json!({ "reason": "customer request" }),
-            ));
+            plan.push_back((types::ORDER_CANCELLED, json!({ "reason": "customer request" })));
         } else if outcome >= 0.25 {
             plan.push_back((types::ORDER_CONFIRMED, json!({})));
             if self.rng.random_bool(0.03) {
@@ -286,17 +246,11 @@ impl OrderGenerator {
             }
             let after: f64 = self.rng.random();
             if after < 0.08 {
-                plan.push_back((
-                    types::ORDER_CANCELLED,
-                    json!({ "reason": "payment failed" }),
-                ));
+                plan.push_back((types::ORDER_CANCELLED, json!({ "reason": "payment failed" })));
             } else if after < 0.75 {
                 let tracking = format!("TRK{:010}", self.rng.random_range(0..10_000_000_000u64));
                 let carrier = ["DHL", "UPS", "La Poste", "Royal Mail"][self.rng.random_range(0..4)];
-                plan.push_back((
-                    types::ORDER_SHIPPED,
-                    json!({ "carrier": carrier, "tracking_number": tracking }),
-                ));
+                plan.push_back((types::ORDER_SHIPPED, json!({ "carrier": carrier, "tracking_number": tracking })));
             }
         }
         // Otherwise the order stays a draft (abandoned cart).
@@ -321,9 +275,7 @@ impl Iterator for OrderGenerator {
     fn next(&mut self) -> Option<GeneratedEvent> {
         loop {
             let next_due = self.due.peek().map(|Reverse((at, _, _))| *at as f64);
-            if self.started < self.config.orders
-                && next_due.is_none_or(|at| self.next_arrival_ms <= at)
-            {
+            if self.started < self.config.orders && next_due.is_none_or(|at| self.next_arrival_ms <= at) {
                 self.start_order();
                 continue;
             }
@@ -332,8 +284,7 @@ impl Iterator for OrderGenerator {
             let order = self.orders[slot].as_mut()?;
             let (event_type, data) = order.plan.pop_front()?;
             order.version += 1;
-            let mut metadata =
-                json!({ "correlation_id": order.correlation_id, "actor_id": order.actor_id });
+            let mut metadata = json!({ "correlation_id": order.correlation_id, "actor_id": order.actor_id });
             if let Some(cause) = order.last_event_id.replace(event_id) {
                 metadata["causation_id"] = json!(cause);
             }
@@ -371,8 +322,7 @@ fn customer_uuid(seed: u64, n: u64) -> Uuid {
     }
     let high = mix(seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
     let low = mix(high ^ n);
-    uuid::Builder::from_random_bytes(((u128::from(high) << 64) | u128::from(low)).to_be_bytes())
-        .into_uuid()
+    uuid::Builder::from_random_bytes(((u128::from(high) << 64) | u128::from(low)).to_be_bytes()).into_uuid()
 }
 
 fn sku(product: usize) -> String {
@@ -392,12 +342,7 @@ mod tests {
     use super::*;
 
     fn generate(orders: u64, seed: u64) -> Vec<GeneratedEvent> {
-        OrderGenerator::new(OrderConfig {
-            orders,
-            seed,
-            ..OrderConfig::default()
-        })
-        .collect()
+        OrderGenerator::new(OrderConfig { orders, seed, ..OrderConfig::default() }).collect()
     }
 
     #[test]
@@ -412,32 +357,14 @@ mod tests {
         let mut versions: HashMap<&str, i64> = HashMap::new();
         for event in &events {
             let last = versions.entry(&event.stream_id).or_default();
-            assert_eq!(
-                event.version,
-                *last + 1,
-                "{} jumps from {last}",
-                event.stream_id
-            );
+            assert_eq!(event.version, *last + 1, "{} jumps from {last}", event.stream_id);
             *last = event.version;
-            assert!(
-                event.stream_id.starts_with("order-")
-                    && Uuid::parse_str(&event.stream_id[6..]).is_ok()
-            );
+            assert!(event.stream_id.starts_with("order-") && Uuid::parse_str(&event.stream_id[6..]).is_ok());
             assert!(event.data.is_object());
         }
         assert_eq!(versions.len(), 2_000);
-        assert_eq!(
-            events
-                .iter()
-                .map(|e| e.event_id)
-                .collect::<HashSet<_>>()
-                .len(),
-            events.len()
-        );
-        assert!(
-            events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
-            "time order"
-        );
+        assert_eq!(events.iter().map(|e| e.event_id).collect::<HashSet<_>>().len(), events.len());
+        assert!(events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp), "time order");
         let days: HashSet<_> = events.iter().map(|e| e.timestamp.date_naive()).collect();
         assert!(days.len() >= 7, "spread over {} days", days.len());
     }
@@ -449,9 +376,7 @@ mod tests {
         for event in &events {
             by_stream.entry(&event.stream_id).or_default().push(event);
         }
-        let count = |pred: &dyn Fn(&[&GeneratedEvent]) -> bool| {
-            by_stream.values().filter(|s| pred(s)).count()
-        };
+        let count = |pred: &dyn Fn(&[&GeneratedEvent]) -> bool| by_stream.values().filter(|s| pred(s)).count();
         let types_in = |s: &[&GeneratedEvent]| s.iter().map(|e| e.event_type).collect::<Vec<_>>();
         let position = |s: &[&GeneratedEvent], t: &str| s.iter().position(|e| e.event_type == t);
         let product = |e: &GeneratedEvent| e.data["product_id"].as_str().map(str::to_owned);
@@ -469,11 +394,8 @@ mod tests {
             assert!(events.iter().any(|e| e.event_type == t), "no {t}");
         }
         let readded = count(&|s| {
-            let added: Vec<_> = s
-                .iter()
-                .filter(|e| e.event_type == types::ITEM_ADDED)
-                .filter_map(|e| product(e))
-                .collect();
+            let added: Vec<_> =
+                s.iter().filter(|e| e.event_type == types::ITEM_ADDED).filter_map(|e| product(e)).collect();
             added.len() > added.iter().collect::<HashSet<_>>().len()
         });
         let removed_absent = count(&|s| {
@@ -490,26 +412,14 @@ mod tests {
         let cancelled_after_confirm = count(
             &|s| matches!((position(s, types::ORDER_CONFIRMED), position(s, types::ORDER_CANCELLED)), (Some(c), Some(x)) if c < x),
         );
-        let confirmed_twice = count(&|s| {
-            types_in(s)
-                .iter()
-                .filter(|t| **t == types::ORDER_CONFIRMED)
-                .count()
-                == 2
-        });
+        let confirmed_twice = count(&|s| types_in(s).iter().filter(|t| **t == types::ORDER_CONFIRMED).count() == 2);
         let not_created_first = count(&|s| s[0].event_type != types::ORDER_CREATED);
         for (case, n) in [
             ("ItemAdded of a product already in the order", readded),
             ("ItemRemoved of a product not in the order", removed_absent),
-            (
-                "OrderCancelled after OrderConfirmed",
-                cancelled_after_confirm,
-            ),
+            ("OrderCancelled after OrderConfirmed", cancelled_after_confirm),
             ("OrderConfirmed twice", confirmed_twice),
-            (
-                "a stream whose first event is not OrderCreated",
-                not_created_first,
-            ),
+            ("a stream whose first event is not OrderCreated", not_created_first),
         ] {
             assert!(n > 0, "no stream with {case}");
         }
@@ -517,10 +427,7 @@ mod tests {
 
     #[test]
     fn prices_have_at_most_two_decimals_and_quantities_are_positive() {
-        for event in generate(1_000, 4)
-            .iter()
-            .filter(|e| e.event_type == types::ITEM_ADDED)
-        {
+        for event in generate(1_000, 4).iter().filter(|e| e.event_type == types::ITEM_ADDED) {
             let price = event.data["price"].to_string();
             let decimals = price.split_once('.').map_or(0, |(_, d)| d.len());
             assert!(decimals <= 2 && !price.contains('e'), "price {price}");
@@ -531,11 +438,7 @@ mod tests {
     #[test]
     fn many_orders_are_in_progress_at_once() {
         let events = generate(3_000, 2);
-        let last: HashMap<&str, usize> = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.stream_id.as_str(), i))
-            .collect();
+        let last: HashMap<&str, usize> = events.iter().enumerate().map(|(i, e)| (e.stream_id.as_str(), i)).collect();
         let (mut open, mut most) = (HashSet::new(), 0);
         for (i, event) in events.iter().enumerate() {
             open.insert(event.stream_id.as_str());

@@ -34,11 +34,7 @@ pub enum Param {
 }
 
 impl ToSql for Param {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self {
             Param::Column(values) => values.to_sql(ty, out),
             Param::Scalar(Some(text)) => {
@@ -100,6 +96,14 @@ pub enum PlanError {
         /// The column named twice.
         column: String,
     },
+    /// A raw SQL statement that would end the batch's transaction or change the session.
+    #[error("operation {index}: {keyword} is not allowed in a projection's SQL")]
+    Forbidden {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The statement's first keyword.
+        keyword: String,
+    },
     /// A value PostgreSQL would refuse.
     #[error("operation {index}, column {column:?}: {error}")]
     Value {
@@ -115,15 +119,8 @@ pub enum PlanError {
 /// What makes two upserts or deletes mergeable into one statement.
 #[derive(Debug, PartialEq, Eq)]
 enum Shape {
-    Upsert {
-        table: String,
-        key: Vec<String>,
-        columns: Vec<(String, MergeRule)>,
-    },
-    Delete {
-        table: String,
-        key: Vec<String>,
-    },
+    Upsert { table: String, key: Vec<String>, columns: Vec<(String, MergeRule)> },
+    Delete { table: String, key: Vec<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,9 +153,7 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
     let mut segment = Segment::default();
     for (index, op) in ops.iter().enumerate() {
         let (shape, values) = match op {
-            Op::Upsert(upsert) => {
-                upsert_row(tables, index, &upsert.table, &upsert.key, &upsert.columns)?
-            }
+            Op::Upsert(upsert) => upsert_row(tables, index, &upsert.table, &upsert.key, &upsert.columns)?,
             Op::Delete(delete) => delete_row(tables, index, &delete.table, &delete.key)?,
             Op::Sql(statement) => {
                 // A raw statement may touch any row: everything before it runs first.
@@ -178,24 +173,66 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
     Ok(statements)
 }
 
+/// Statements a raw SQL operation may not run: they would end or escape the batch's
+/// transaction (and with it exactly-once), change the session, or wait for input.
+const FORBIDDEN: &[&str] = &[
+    "ABORT",
+    "BEGIN",
+    "CALL",
+    "CHECKPOINT",
+    "COMMIT",
+    "COPY",
+    "DISCARD",
+    "DO",
+    "END",
+    "LISTEN",
+    "LOAD",
+    "LOCK",
+    "NOTIFY",
+    "PREPARE",
+    "RELEASE",
+    "RESET",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SET",
+    "START",
+    "UNLISTEN",
+    "VACUUM",
+];
+
+/// The first keyword of `sql`, after white space and comments, in upper case.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_uppercase()
+}
+
 fn raw(index: usize, sql: &str, params: &[Value]) -> Result<Statement, PlanError> {
+    let keyword = first_keyword(sql);
+    if FORBIDDEN.contains(&keyword.as_str()) {
+        return Err(PlanError::Forbidden { index, keyword });
+    }
     let params = params
         .iter()
         .enumerate()
         .map(|(i, value)| {
-            to_text(value)
-                .map(Param::Scalar)
-                .map_err(|error| PlanError::Value {
-                    index,
-                    column: format!("${}", i + 1),
-                    error,
-                })
+            to_text(value).map(Param::Scalar).map_err(|error| PlanError::Value {
+                index,
+                column: format!("${}", i + 1),
+                error,
+            })
         })
         .collect::<Result<_, _>>()?;
-    Ok(Statement {
-        sql: sql.to_owned(),
-        params,
-    })
+    Ok(Statement { sql: sql.to_owned(), params })
 }
 
 /// The upserts and deletes between two raw statements. Writes to different rows commute, so
@@ -220,9 +257,7 @@ impl Segment {
         let identity: Vec<Option<String>> = key
             .iter()
             .zip(&values)
-            .map(|(column, value)| {
-                canonical(tables.column_type(&table, column).unwrap_or("text"), value)
-            })
+            .map(|(column, value)| canonical(tables.column_type(&table, column).unwrap_or("text"), value))
             .collect();
         let seen = self.writes.entry((table, identity)).or_insert(0);
         let layer = *seen;
@@ -231,16 +266,10 @@ impl Segment {
             self.layers.push(Vec::new());
         }
         let runs = &mut self.layers[layer];
-        let position = runs
-            .iter()
-            .position(|r| r.shape == shape)
-            .unwrap_or_else(|| {
-                runs.push(Run {
-                    columns: vec![Vec::new(); values.len()],
-                    shape,
-                });
-                runs.len() - 1
-            });
+        let position = runs.iter().position(|r| r.shape == shape).unwrap_or_else(|| {
+            runs.push(Run { columns: vec![Vec::new(); values.len()], shape });
+            runs.len() - 1
+        });
         self.last = Some((layer, position));
         let run = &mut runs[position];
         for (column, value) in run.columns.iter_mut().zip(values) {
@@ -250,18 +279,11 @@ impl Segment {
 
     /// The shape of the run written to last, if any.
     fn last_shape(&self) -> Option<&Shape> {
-        self.last
-            .and_then(|(layer, run)| self.layers.get(layer)?.get(run))
-            .map(|r| &r.shape)
+        self.last.and_then(|(layer, run)| self.layers.get(layer)?.get(run)).map(|r| &r.shape)
     }
 
     fn flush(&mut self, tables: &Tables, statements: &mut Vec<Statement>) {
-        statements.extend(
-            self.layers
-                .drain(..)
-                .flatten()
-                .map(|run| run.finish(tables)),
-        );
+        statements.extend(self.layers.drain(..).flatten().map(|run| run.finish(tables)));
         self.writes.clear();
     }
 }
@@ -278,22 +300,12 @@ fn upsert_row(
     for update in columns {
         check_column(tables, index, table, &update.column)?;
         if key_names.contains(&update.column) || names.iter().any(|(n, _)| n == &update.column) {
-            return Err(PlanError::DuplicateColumn {
-                index,
-                column: update.column.clone(),
-            });
+            return Err(PlanError::DuplicateColumn { index, column: update.column.clone() });
         }
         names.push((update.column.clone(), MergeRule::from(update.merge)));
         values.push(text(index, &update.column, &update.value)?);
     }
-    Ok((
-        Shape::Upsert {
-            table: table.to_owned(),
-            key: key_names,
-            columns: names,
-        },
-        values,
-    ))
+    Ok((Shape::Upsert { table: table.to_owned(), key: key_names, columns: names }, values))
 }
 
 fn delete_row(
@@ -303,13 +315,7 @@ fn delete_row(
     key: &[ColumnValue],
 ) -> Result<(Shape, Vec<Option<String>>), PlanError> {
     let (key_names, values) = key_values(tables, index, table, key)?;
-    Ok((
-        Shape::Delete {
-            table: table.to_owned(),
-            key: key_names,
-        },
-        values,
-    ))
+    Ok((Shape::Delete { table: table.to_owned(), key: key_names }, values))
 }
 
 fn key_values(
@@ -319,16 +325,10 @@ fn key_values(
     key: &[ColumnValue],
 ) -> Result<(Vec<String>, Vec<Option<String>>), PlanError> {
     if !tables.contains(table) {
-        return Err(PlanError::UnknownTable {
-            index,
-            table: table.to_owned(),
-        });
+        return Err(PlanError::UnknownTable { index, table: table.to_owned() });
     }
     if key.is_empty() {
-        return Err(PlanError::EmptyKey {
-            index,
-            table: table.to_owned(),
-        });
+        return Err(PlanError::EmptyKey { index, table: table.to_owned() });
     }
     // Key columns in name order: the WIT allows any order, and one row must have one identity.
     let mut key: Vec<&ColumnValue> = key.iter().collect();
@@ -338,10 +338,7 @@ fn key_values(
     for column in key {
         check_column(tables, index, table, &column.column)?;
         if names.contains(&column.column) {
-            return Err(PlanError::DuplicateColumn {
-                index,
-                column: column.column.clone(),
-            });
+            return Err(PlanError::DuplicateColumn { index, column: column.column.clone() });
         }
         names.push(column.column.clone());
         values.push(text(index, &column.column, &column.value)?);
@@ -352,20 +349,12 @@ fn key_values(
 fn check_column(tables: &Tables, index: usize, table: &str, column: &str) -> Result<(), PlanError> {
     match tables.column_type(table, column) {
         Some(_) => Ok(()),
-        None => Err(PlanError::UnknownColumn {
-            index,
-            table: table.to_owned(),
-            column: column.to_owned(),
-        }),
+        None => Err(PlanError::UnknownColumn { index, table: table.to_owned(), column: column.to_owned() }),
     }
 }
 
 fn text(index: usize, column: &str, value: &Value) -> Result<Option<String>, PlanError> {
-    to_text(value).map_err(|error| PlanError::Value {
-        index,
-        column: column.to_owned(),
-        error,
-    })
+    to_text(value).map_err(|error| PlanError::Value { index, column: column.to_owned(), error })
 }
 
 impl Run {
@@ -373,11 +362,7 @@ impl Run {
         let schema = quote_ident(tables.schema());
         let params = self.columns.into_iter().map(Param::Column).collect();
         let sql = match &self.shape {
-            Shape::Upsert {
-                table,
-                key,
-                columns,
-            } if columns.is_empty() => {
+            Shape::Upsert { table, key, columns } if columns.is_empty() => {
                 let names: Vec<&str> = key.iter().map(String::as_str).collect();
                 format!(
                     "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
@@ -387,24 +372,14 @@ impl Run {
                     unnest = unnest(&names),
                 )
             }
-            Shape::Upsert {
-                table,
-                key,
-                columns,
-            } => {
+            Shape::Upsert { table, key, columns } => {
                 // UPDATE the rows that exist, then INSERT the others, in one statement. Not
                 // `INSERT … ON CONFLICT DO UPDATE`: PostgreSQL checks NOT NULL on the proposed
                 // row before it finds the conflict, so an upsert naming only the columns it
                 // changes would fail on an existing row.
-                let names: Vec<&str> = key
-                    .iter()
-                    .map(String::as_str)
-                    .chain(columns.iter().map(|(n, _)| n.as_str()))
-                    .collect();
-                let aliases = (0..names.len())
-                    .map(|i| format!("c{i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let names: Vec<&str> =
+                    key.iter().map(String::as_str).chain(columns.iter().map(|(n, _)| n.as_str())).collect();
+                let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
                 let sets = columns
                     .iter()
                     .enumerate()
@@ -425,11 +400,7 @@ impl Run {
                         .collect::<Vec<_>>()
                         .join(" AND ")
                 };
-                let returning = key
-                    .iter()
-                    .map(|k| format!("t.{}", quote_ident(k)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let returning = key.iter().map(|k| format!("t.{}", quote_ident(k))).collect::<Vec<_>>().join(", ");
                 format!(
                     "WITH u ({aliases}) AS (SELECT {casts} FROM {unnest}), \
                      updated AS (UPDATE {schema}.{t} AS t SET {sets} FROM u WHERE {on_t} RETURNING {returning}) \
@@ -449,9 +420,7 @@ impl Run {
                     .iter()
                     .enumerate()
                     .map(|(i, name)| {
-                        let ty = tables
-                            .column_type(table, name)
-                            .expect("columns were checked");
+                        let ty = tables.column_type(table, name).expect("columns were checked");
                         format!("t.{} = u.c{i}::{ty}", quote_ident(name))
                     })
                     .collect::<Vec<_>>()
@@ -472,17 +441,12 @@ impl Run {
 pub fn canonical(sql_type: &str, text: &Option<String>) -> Option<String> {
     let text = text.as_deref()?;
     Some(match sql_type {
-        "uuid" => uuid::Uuid::parse_str(text)
-            .map_or_else(|_| text.to_owned(), |u| u.hyphenated().to_string()),
-        "smallint" | "integer" | "bigint" => text
-            .trim()
-            .parse::<i64>()
-            .map_or_else(|_| text.to_owned(), |i| i.to_string()),
+        "uuid" => uuid::Uuid::parse_str(text).map_or_else(|_| text.to_owned(), |u| u.hyphenated().to_string()),
+        "smallint" | "integer" | "bigint" => {
+            text.trim().parse::<i64>().map_or_else(|_| text.to_owned(), |i| i.to_string())
+        }
         "numeric" => {
-            let (negative, digits) = text
-                .trim()
-                .strip_prefix('-')
-                .map_or((false, text.trim()), |d| (true, d));
+            let (negative, digits) = text.trim().strip_prefix('-').map_or((false, text.trim()), |d| (true, d));
             let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
             let (int, frac) = (int.trim_start_matches('0'), frac.trim_end_matches('0'));
             let magnitude = match (int.is_empty(), frac.is_empty()) {
@@ -491,11 +455,7 @@ pub fn canonical(sql_type: &str, text: &Option<String>) -> Option<String> {
                 (true, false) => format!("0.{frac}"),
                 (false, false) => format!("{int}.{frac}"),
             };
-            if negative {
-                format!("-{magnitude}")
-            } else {
-                magnitude
-            }
+            if negative { format!("-{magnitude}") } else { magnitude }
         }
         _ => text.to_owned(),
     })
@@ -503,23 +463,13 @@ pub fn canonical(sql_type: &str, text: &Option<String>) -> Option<String> {
 
 /// `"a", "b", …`: the quoted column names.
 fn column_list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| quote_ident(n))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ")
 }
 
 /// `unnest($1::text[], $2::text[], …) AS u(c0, c1, …)` for `names`.
 fn unnest(names: &[&str]) -> String {
-    let arrays = (1..=names.len())
-        .map(|i| format!("${i}::text[]"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let aliases = (0..names.len())
-        .map(|i| format!("c{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let arrays = (1..=names.len()).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
+    let aliases = (0..names.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
     format!("unnest({arrays}) AS u({aliases})")
 }
 
@@ -528,14 +478,7 @@ fn casts(tables: &Tables, table: &str, names: &[&str]) -> String {
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| {
-            format!(
-                "u.c{i}::{}",
-                tables
-                    .column_type(table, name)
-                    .expect("columns were checked")
-            )
-        })
+        .map(|(i, name)| format!("u.c{i}::{}", tables.column_type(table, name).expect("columns were checked")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -549,37 +492,22 @@ mod tests {
         Tables::from_columns(
             "proj",
             [
-                (
-                    "totals",
-                    vec!["id"],
-                    vec![("id", "uuid"), ("n", "integer"), ("amount", "numeric")],
-                ),
+                ("totals", vec!["id"], vec![("id", "uuid"), ("n", "integer"), ("amount", "numeric")]),
                 ("log", vec!["k"], vec![("k", "text")]),
-                (
-                    "pairs",
-                    vec!["a", "b"],
-                    vec![("a", "text"), ("b", "numeric"), ("v", "integer")],
-                ),
+                ("pairs", vec!["a", "b"], vec![("a", "text"), ("b", "numeric"), ("v", "integer")]),
             ],
         )
     }
 
     fn id(n: u8) -> ColumnValue {
-        ColumnValue {
-            column: "id".into(),
-            value: Value::Uuid(format!("00000000-0000-0000-0000-0000000000{n:02}")),
-        }
+        ColumnValue { column: "id".into(), value: Value::Uuid(format!("00000000-0000-0000-0000-0000000000{n:02}")) }
     }
 
     fn upsert(n: u8, merge: Merge) -> Op {
         Op::Upsert(Upsert {
             table: "totals".into(),
             key: vec![id(n)],
-            columns: vec![ColumnUpdate {
-                column: "n".into(),
-                value: Value::Int(1),
-                merge,
-            }],
+            columns: vec![ColumnUpdate { column: "n".into(), value: Value::Int(1), merge }],
         })
     }
 
@@ -596,18 +524,12 @@ mod tests {
              INSERT INTO \"proj\".\"totals\" (\"id\", \"n\") SELECT c0, c1 FROM u \
              WHERE NOT EXISTS (SELECT 1 FROM updated WHERE updated.\"id\" = u.c0)"
         );
-        assert_eq!(
-            statements[0].params[1],
-            Param::Column(vec![Some("1".into()); 3])
-        );
+        assert_eq!(statements[0].params[1], Param::Column(vec![Some("1".into()); 3]));
     }
 
     #[test]
     fn order_is_kept_across_shapes_and_repeated_keys() {
-        let delete = Op::Delete(Delete {
-            table: "totals".into(),
-            key: vec![id(1)],
-        });
+        let delete = Op::Delete(Delete { table: "totals".into(), key: vec![id(1)] });
         let ops = vec![
             upsert(1, Merge::Set),
             upsert(2, Merge::Set),
@@ -628,19 +550,9 @@ mod tests {
             .collect();
         // Rows 1 and 2 first, row 3 with its merge rule in the same layer; row 1's second
         // write and then its delete after them, in that order.
-        assert_eq!(
-            kinds,
-            [("WITH u", 2), ("WITH u", 1), ("WITH u", 1), ("DELETE", 1)]
-        );
-        assert!(
-            statements[1]
-                .sql
-                .contains("SET \"n\" = COALESCE(t.\"n\", u.c1)")
-        );
-        assert_eq!(
-            statements[2].params[0],
-            Param::Column(vec![to_text(&id(1).value).unwrap()])
-        );
+        assert_eq!(kinds, [("WITH u", 2), ("WITH u", 1), ("WITH u", 1), ("DELETE", 1)]);
+        assert!(statements[1].sql.contains("SET \"n\" = COALESCE(t.\"n\", u.c1)"));
+        assert_eq!(statements[2].params[0], Param::Column(vec![to_text(&id(1).value).unwrap()]));
     }
 
     #[test]
@@ -648,20 +560,11 @@ mod tests {
         let log = |k: &str| {
             Op::Upsert(Upsert {
                 table: "log".into(),
-                key: vec![ColumnValue {
-                    column: "k".into(),
-                    value: Value::Text(k.into()),
-                }],
+                key: vec![ColumnValue { column: "k".into(), value: Value::Text(k.into()) }],
                 columns: vec![],
             })
         };
-        let ops = vec![
-            upsert(1, Merge::Set),
-            log("a"),
-            upsert(2, Merge::Set),
-            log("b"),
-            upsert(3, Merge::Set),
-        ];
+        let ops = vec![upsert(1, Merge::Set), log("a"), upsert(2, Merge::Set), log("b"), upsert(3, Merge::Set)];
         let statements = plan(&tables(), &ops).unwrap();
         assert_eq!(statements.len(), 2, "{statements:#?}");
     }
@@ -670,42 +573,22 @@ mod tests {
     fn one_row_is_one_row_whatever_its_key_order_or_spelling() {
         let pair = |a: &str, b: &str, v: i64, a_first: bool| {
             let (a, b) = (
-                ColumnValue {
-                    column: "a".into(),
-                    value: Value::Text(a.into()),
-                },
-                ColumnValue {
-                    column: "b".into(),
-                    value: Value::Numeric(b.into()),
-                },
+                ColumnValue { column: "a".into(), value: Value::Text(a.into()) },
+                ColumnValue { column: "b".into(), value: Value::Numeric(b.into()) },
             );
             Op::Upsert(Upsert {
                 table: "pairs".into(),
                 key: if a_first { vec![a, b] } else { vec![b, a] },
-                columns: vec![ColumnUpdate {
-                    column: "v".into(),
-                    value: Value::Int(v),
-                    merge: Merge::Set,
-                }],
+                columns: vec![ColumnUpdate { column: "v".into(), value: Value::Int(v), merge: Merge::Set }],
             })
         };
         // Row (x, 1.5) written twice, the second time with its key in the other order and
         // spelled 1.50: two layers, the second write last.
-        let ops = [
-            pair("y", "2", 0, false),
-            pair("x", "1.5", 1, true),
-            pair("x", "1.50", 2, false),
-        ];
+        let ops = [pair("y", "2", 0, false), pair("x", "1.5", 1, true), pair("x", "1.50", 2, false)];
         let statements = plan(&tables(), &ops).unwrap();
         assert_eq!(statements.len(), 2, "{statements:#?}");
-        assert_eq!(
-            statements[1].params[2],
-            Param::Column(vec![Some("2".into())])
-        );
-        assert!(
-            statements[0].sql.contains("(\"a\", \"b\", \"v\")"),
-            "key columns in name order"
-        );
+        assert_eq!(statements[1].params[2], Param::Column(vec![Some("2".into())]));
+        assert!(statements[0].sql.contains("(\"a\", \"b\", \"v\")"), "key columns in name order");
     }
 
     #[test]
@@ -715,37 +598,39 @@ mod tests {
         assert_eq!(c("numeric", "-0.0"), "0");
         assert_eq!(c("numeric", "-.25"), "-0.25");
         assert_eq!(c("numeric", "12"), "12");
-        assert_eq!(
-            c("uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF"),
-            "6f9619ff-8b86-d011-b42d-00c04fc964ff"
-        );
+        assert_eq!(c("uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF"), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
         assert_eq!(c("integer", "007"), "7");
         assert_eq!(c("text", "A "), "A ");
     }
 
     #[test]
     fn a_raw_statement_sees_every_write_before_it_and_none_after() {
-        let raw = Op::Sql(SqlStatement {
-            sql: "SELECT 1".into(),
-            params: vec![],
-        });
-        let statements = plan(
-            &tables(),
-            &[upsert(1, Merge::Set), raw, upsert(2, Merge::Set)],
-        )
-        .unwrap();
-        assert_eq!(
-            statements.iter().map(|s| &s.sql[..6]).collect::<Vec<_>>(),
-            ["WITH u", "SELECT", "WITH u"]
-        );
+        let raw = Op::Sql(SqlStatement { sql: "SELECT 1".into(), params: vec![] });
+        let statements = plan(&tables(), &[upsert(1, Merge::Set), raw, upsert(2, Merge::Set)]).unwrap();
+        assert_eq!(statements.iter().map(|s| &s.sql[..6]).collect::<Vec<_>>(), ["WITH u", "SELECT", "WITH u"]);
+    }
+
+    #[test]
+    fn raw_statements_may_not_end_the_transaction_or_change_the_session() {
+        for sql in [
+            "COMMIT",
+            "  rollback",
+            "/* x */ -- y\n Set role postgres",
+            "call p()",
+            "DO $$ BEGIN COMMIT; END $$",
+            "reset role",
+        ] {
+            let op = Op::Sql(SqlStatement { sql: sql.into(), params: vec![] });
+            assert!(matches!(plan(&tables(), &[op]), Err(PlanError::Forbidden { .. })), "{sql}");
+        }
+        let op = Op::Sql(SqlStatement { sql: "UPDATE log SET k = 'settled'".into(), params: vec![] });
+        assert!(plan(&tables(), &[op]).is_ok());
     }
 
     #[test]
     fn raw_statements_keep_their_text_and_bind_their_values() {
-        let op = Op::Sql(SqlStatement {
-            sql: "DELETE FROM log WHERE k = $1".into(),
-            params: vec![Value::Text("x".into())],
-        });
+        let op =
+            Op::Sql(SqlStatement { sql: "DELETE FROM log WHERE k = $1".into(), params: vec![Value::Text("x".into())] });
         let statements = plan(&tables(), &[upsert(1, Merge::Set), op]).unwrap();
         assert_eq!(statements.len(), 2);
         assert_eq!(statements[1].sql, "DELETE FROM log WHERE k = $1");
@@ -754,49 +639,24 @@ mod tests {
 
     #[test]
     fn refuses_what_the_projection_does_not_own() {
-        let other = Op::Delete(Delete {
-            table: "events".into(),
-            key: vec![id(1)],
-        });
-        assert_eq!(
-            plan(&tables(), &[other]),
-            Err(PlanError::UnknownTable {
-                index: 0,
-                table: "events".into()
-            })
-        );
+        let other = Op::Delete(Delete { table: "events".into(), key: vec![id(1)] });
+        assert_eq!(plan(&tables(), &[other]), Err(PlanError::UnknownTable { index: 0, table: "events".into() }));
         let bad_column = Op::Upsert(Upsert {
             table: "totals".into(),
             key: vec![id(1)],
-            columns: vec![ColumnUpdate {
-                column: "n; DROP TABLE x".into(),
-                value: Value::Int(1),
-                merge: Merge::Set,
-            }],
+            columns: vec![ColumnUpdate { column: "n; DROP TABLE x".into(), value: Value::Int(1), merge: Merge::Set }],
         });
         assert!(matches!(
             plan(&tables(), &[upsert(1, Merge::Set), bad_column]),
             Err(PlanError::UnknownColumn { index: 1, .. })
         ));
-        let no_key = Op::Delete(Delete {
-            table: "totals".into(),
-            key: vec![],
-        });
-        assert!(matches!(
-            plan(&tables(), &[no_key]),
-            Err(PlanError::EmptyKey { .. })
-        ));
+        let no_key = Op::Delete(Delete { table: "totals".into(), key: vec![] });
+        assert!(matches!(plan(&tables(), &[no_key]), Err(PlanError::EmptyKey { .. })));
         let bad_value = Op::Upsert(Upsert {
             table: "totals".into(),
-            key: vec![ColumnValue {
-                column: "id".into(),
-                value: Value::Uuid("nope".into()),
-            }],
+            key: vec![ColumnValue { column: "id".into(), value: Value::Uuid("nope".into()) }],
             columns: vec![],
         });
-        assert!(matches!(
-            plan(&tables(), &[bad_value]),
-            Err(PlanError::Value { .. })
-        ));
+        assert!(matches!(plan(&tables(), &[bad_value]), Err(PlanError::Value { .. })));
     }
 }

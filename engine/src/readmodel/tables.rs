@@ -21,10 +21,7 @@ pub struct Tables {
 
 impl Tables {
     /// Reads the tables of `schema` from the catalog.
-    pub async fn load(
-        client: &impl GenericClient,
-        schema: &str,
-    ) -> Result<Self, tokio_postgres::Error> {
+    pub async fn load(client: &impl GenericClient, schema: &str) -> Result<Self, tokio_postgres::Error> {
         let columns = client
             .query(
                 "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, NULL)
@@ -37,10 +34,7 @@ impl Tables {
             .await?;
         let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for row in columns {
-            tables
-                .entry(row.get(0))
-                .or_default()
-                .insert(row.get(1), row.get(2));
+            tables.entry(row.get(0)).or_default().insert(row.get(1), row.get(2));
         }
         let keys = client
             .query(
@@ -73,12 +67,7 @@ impl Tables {
             )
             .await?
             .get(0);
-        Ok(Tables {
-            schema: schema.to_owned(),
-            tables,
-            primary_keys,
-            order_sensitive,
-        })
+        Ok(Tables { schema: schema.to_owned(), tables, primary_keys, order_sensitive })
     }
 
     /// Tables as given (no constraints besides the primary keys), for tests and tools that
@@ -87,21 +76,14 @@ impl Tables {
         schema: &str,
         tables: impl IntoIterator<Item = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>)>,
     ) -> Self {
-        let mut result = Tables {
-            schema: schema.to_owned(),
-            ..Tables::default()
-        };
+        let mut result = Tables { schema: schema.to_owned(), ..Tables::default() };
         for (table, key, columns) in tables {
             let mut key: Vec<String> = key.into_iter().map(str::to_owned).collect();
             key.sort();
             result.primary_keys.insert(table.to_owned(), key);
-            result.tables.insert(
-                table.to_owned(),
-                columns
-                    .into_iter()
-                    .map(|(c, t)| (c.to_owned(), t.to_owned()))
-                    .collect(),
-            );
+            result
+                .tables
+                .insert(table.to_owned(), columns.into_iter().map(|(c, t)| (c.to_owned(), t.to_owned())).collect());
         }
         result
     }
@@ -118,18 +100,12 @@ impl Tables {
 
     /// The columns of `table` with their SQL types, by name.
     pub fn columns(&self, table: &str) -> impl Iterator<Item = (&str, &str)> {
-        self.tables
-            .get(table)
-            .into_iter()
-            .flatten()
-            .map(|(c, t)| (c.as_str(), t.as_str()))
+        self.tables.get(table).into_iter().flatten().map(|(c, t)| (c.as_str(), t.as_str()))
     }
 
     /// Whether `columns` (sorted by name) are exactly the primary key of `table`.
     pub fn is_primary_key(&self, table: &str, columns: &[&str]) -> bool {
-        self.primary_keys
-            .get(table)
-            .is_some_and(|key| key.iter().map(String::as_str).eq(columns.iter().copied()))
+        self.primary_keys.get(table).is_some_and(|key| key.iter().map(String::as_str).eq(columns.iter().copied()))
     }
 
     /// Whether writes to different rows may depend on each other's order (foreign keys,

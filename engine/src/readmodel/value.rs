@@ -40,9 +40,7 @@ pub fn to_text(value: &Value) -> Result<Option<String>, ValueError> {
             s.clone()
         }
         Value::Float(f) if f.is_nan() => "NaN".to_owned(),
-        Value::Float(f) if f.is_infinite() => {
-            if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
-        }
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned(),
         // `{:?}` prints the shortest text that reads back as the same f64.
         Value::Float(f) => format!("{f:?}"),
         Value::Text(s) | Value::Json(s) => {
@@ -51,10 +49,7 @@ pub fn to_text(value: &Value) -> Result<Option<String>, ValueError> {
             }
             s.clone()
         }
-        Value::Uuid(s) => uuid::Uuid::parse_str(s)
-            .map_err(|_| ValueError::Uuid(s.clone()))?
-            .hyphenated()
-            .to_string(),
+        Value::Uuid(s) => uuid::Uuid::parse_str(s).map_err(|_| ValueError::Uuid(s.clone()))?.hyphenated().to_string(),
         Value::Timestamp(micros) => DateTime::from_timestamp_micros(*micros)
             .ok_or(ValueError::Timestamp(*micros))?
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
@@ -71,9 +66,7 @@ pub fn to_text(value: &Value) -> Result<Option<String>, ValueError> {
 fn is_decimal(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    !int.is_empty() && !frac.is_empty() && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -90,14 +83,8 @@ mod tests {
             (Value::Float(0.1), Some("0.1")),
             (Value::Float(f64::NEG_INFINITY), Some("-Infinity")),
             (Value::Text("it's".into()), Some("it's")),
-            (
-                Value::Uuid("6F9619FF-8B86-D011-B42D-00C04FC964FF".into()),
-                Some("6f9619ff-8b86-d011-b42d-00c04fc964ff"),
-            ),
-            (
-                Value::Timestamp(1_700_000_000_123_456),
-                Some("2023-11-14T22:13:20.123456Z"),
-            ),
+            (Value::Uuid("6F9619FF-8B86-D011-B42D-00C04FC964FF".into()), Some("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
+            (Value::Timestamp(1_700_000_000_123_456), Some("2023-11-14T22:13:20.123456Z")),
             (Value::Timestamp(-1), Some("1969-12-31T23:59:59.999999Z")),
             (Value::Date(19_000), Some("2022-01-08")),
             (Value::Date(-1), Some("1969-12-31")),
@@ -110,24 +97,11 @@ mod tests {
     #[test]
     fn refuses_what_postgres_would_refuse() {
         for bad in ["", "-", "1.", ".5", "1e5", "12,3", "NaN", "1.2.3"] {
-            assert_eq!(
-                to_text(&Value::Numeric(bad.into())),
-                Err(ValueError::Numeric(bad.into())),
-                "{bad:?}"
-            );
+            assert_eq!(to_text(&Value::Numeric(bad.into())), Err(ValueError::Numeric(bad.into())), "{bad:?}");
         }
-        assert!(matches!(
-            to_text(&Value::Uuid("order-1".into())),
-            Err(ValueError::Uuid(_))
-        ));
+        assert!(matches!(to_text(&Value::Uuid("order-1".into())), Err(ValueError::Uuid(_))));
         assert_eq!(to_text(&Value::Text("a\0b".into())), Err(ValueError::Nul));
-        assert_eq!(
-            to_text(&Value::Date(i32::MAX)),
-            Err(ValueError::Date(i32::MAX))
-        );
-        assert_eq!(
-            to_text(&Value::Timestamp(i64::MAX)),
-            Err(ValueError::Timestamp(i64::MAX))
-        );
+        assert_eq!(to_text(&Value::Date(i32::MAX)), Err(ValueError::Date(i32::MAX)));
+        assert_eq!(to_text(&Value::Timestamp(i64::MAX)), Err(ValueError::Timestamp(i64::MAX)));
     }
 }

@@ -37,13 +37,15 @@ impl CommitError {
 /// Whether a database error is worth retrying (see [`CommitError::is_transient`]).
 pub fn is_transient(error: &tokio_postgres::Error) -> bool {
     let Some(code) = error.code() else {
-        // No SQLSTATE: an I/O error or a closed connection.
-        return true;
+        // No SQLSTATE: a closed connection or an I/O error is transient; an error the client
+        // found in the statement itself (wrong parameter count, a value it cannot encode) is not.
+        let io = std::error::Error::source(error).is_some_and(|e| e.is::<std::io::Error>());
+        return error.is_closed() || io;
     };
     let class = &code.code()[..2];
     matches!(class, "08" | "40" | "53" | "57" | "58")
         || *code == SqlState::LOCK_NOT_AVAILABLE
-        || *code == SqlState::QUERY_CANCELED
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
 }
 
 /// Applies `statements` and moves the checkpoint of `name` from `from` to `to`, atomically.
@@ -58,11 +60,7 @@ pub async fn commit_batch(
 ) -> Result<(), CommitError> {
     let tx = client.transaction().await?;
     // Raw SQL operations of the guest name the projection's tables unqualified.
-    tx.batch_execute(&format!(
-        "SET LOCAL search_path TO {}",
-        quote_ident(projection_schema)
-    ))
-    .await?;
+    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(projection_schema))).await?;
     let moved = tx
         .execute(
             &format!(
@@ -74,10 +72,7 @@ pub async fn commit_batch(
         )
         .await?;
     if moved != 1 {
-        return Err(CommitError::CheckpointMoved {
-            name: name.to_owned(),
-            expected: from,
-        });
+        return Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from });
     }
     readmodel::execute(&tx, statements).await?;
     tx.commit().await?;
@@ -85,11 +80,7 @@ pub async fn commit_batch(
 }
 
 /// The committed checkpoint of `name`, read back from the database.
-pub async fn read_checkpoint(
-    client: &Client,
-    store_schema: &str,
-    name: &str,
-) -> Result<Cursor, tokio_postgres::Error> {
+pub async fn read_checkpoint(client: &Client, store_schema: &str, name: &str) -> Result<Cursor, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
@@ -99,8 +90,5 @@ pub async fn read_checkpoint(
             &[&name],
         )
         .await?;
-    Ok(row.map_or(Cursor::START, |r| Cursor {
-        transaction_id: r.get(0),
-        position: r.get(1),
-    }))
+    Ok(row.map_or(Cursor::START, |r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
 }

@@ -76,13 +76,7 @@ impl Coordinator {
         wakeups: Wakeups,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Coordinator {
-            reader,
-            control,
-            members: BTreeMap::new(),
-            wakeups,
-            shutdown,
-        }
+        Coordinator { reader, control, members: BTreeMap::new(), wakeups, shutdown }
     }
 
     /// Replaces the reader (after its connection was lost); members keep their cursors.
@@ -123,22 +117,8 @@ impl Coordinator {
 
     fn handle(&mut self, message: Control) {
         match message {
-            Control::Join {
-                name,
-                subscription,
-                batch_size,
-                cursor,
-                batches,
-            } => {
-                self.members.insert(
-                    name,
-                    Member {
-                        subscription,
-                        batch_size,
-                        cursor,
-                        batches,
-                    },
-                );
+            Control::Join { name, subscription, batch_size, cursor, batches } => {
+                self.members.insert(name, Member { subscription, batch_size, cursor, batches });
             }
             Control::Leave { name } => {
                 self.members.remove(&name);
@@ -153,9 +133,13 @@ impl Coordinator {
         }
         let horizon = self.reader.horizon().await?;
         let head = self.reader.head(horizon).await?;
+        // Only members with room in their queue are served: a slow projection must not hold
+        // back the others at its cursor (it falls behind and reads on its own until it is back).
         let mut groups: BTreeMap<Cursor, Vec<String>> = BTreeMap::new();
         for (name, member) in &self.members {
-            groups.entry(member.cursor).or_default().push(name.clone());
+            if member.batches.capacity() > 0 {
+                groups.entry(member.cursor).or_default().push(name.clone());
+            }
         }
         let mut progressed = false;
         for (cursor, names) in groups {
@@ -163,29 +147,15 @@ impl Coordinator {
                 continue;
             }
             let members: Vec<&Member> = names.iter().map(|n| &self.members[n]).collect();
-            if members.iter().any(|m| m.batches.capacity() == 0) {
-                continue;
-            }
             let filter = Subscription::union(members.iter().map(|m| &m.subscription));
-            let limit = members
-                .iter()
-                .map(|m| m.batch_size)
-                .min()
-                .unwrap_or(1)
-                .max(1);
-            let batch = self
-                .reader
-                .read(cursor, horizon, head, &filter, limit)
-                .await?;
+            let limit = members.iter().map(|m| m.batch_size).min().unwrap_or(1).max(1);
+            let batch = self.reader.read(cursor, horizon, head, &filter, limit).await?;
             if batch.to == cursor {
                 continue;
             }
             let batch = Arc::new(batch);
             for name in names {
-                let member = self
-                    .members
-                    .get_mut(&name)
-                    .expect("grouped from the members");
+                let member = self.members.get_mut(&name).expect("grouped from the members");
                 if member.batches.try_send(batch.clone()).is_ok() {
                     member.cursor = batch.to;
                 } else {

@@ -20,10 +20,7 @@ pub struct Cursor {
 
 impl Cursor {
     /// The cursor before the first event.
-    pub const START: Cursor = Cursor {
-        transaction_id: 0,
-        position: 0,
-    };
+    pub const START: Cursor = Cursor { transaction_id: 0, position: 0 };
 }
 
 impl fmt::Display for Cursor {

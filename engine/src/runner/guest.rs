@@ -62,9 +62,7 @@ impl Guest {
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the guest thread: {e}")))?;
-        started
-            .await
-            .map_err(|_| WasmError::Engine("the guest thread ended while starting".into()))??;
+        started.await.map_err(|_| WasmError::Engine("the guest thread ended while starting".into()))??;
         Ok(Guest { calls })
     }
 
@@ -72,13 +70,7 @@ impl Guest {
     pub async fn apply(&self, batch: Arc<Batch>, selected: Option<Vec<Event>>) -> ApplyResult {
         let (reply, result) = oneshot::channel();
         let gone = || WasmError::Engine("the guest thread has ended".into());
-        self.calls
-            .send(Call {
-                batch,
-                selected,
-                reply,
-            })
-            .map_err(|_| gone())?;
+        self.calls.send(Call { batch, selected, reply }).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
 }

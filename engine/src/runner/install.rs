@@ -9,9 +9,7 @@ use crate::readmodel::quote_ident;
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The schema exists but Refract did not create it.
-    #[error(
-        "schema {0:?} exists but is not a Refract projection; drop or rename it, or rename the projection"
-    )]
+    #[error("schema {0:?} exists but is not a Refract projection; drop or rename it, or rename the projection")]
     ForeignSchema(String),
     /// The name is reserved.
     #[error("projection name {0:?} is reserved (the event store's schema or a system schema)")]
@@ -43,17 +41,9 @@ pub enum Installed {
 
 /// Makes the database hold `loaded`'s schema, tables, registry entry and checkpoint, in one
 /// transaction. The caller owns the projection (holds its lock).
-pub async fn install(
-    client: &mut Client,
-    store_schema: &str,
-    loaded: &Loaded,
-) -> Result<Installed, InstallError> {
+pub async fn install(client: &mut Client, store_schema: &str, loaded: &Loaded) -> Result<Installed, InstallError> {
     let name = loaded.name();
-    if name == store_schema
-        || name == "public"
-        || name.starts_with("pg_")
-        || name == "information_schema"
-    {
+    if name == store_schema || name == "public" || name.starts_with("pg_") || name == "information_schema" {
         return Err(InstallError::Reserved(name.to_owned()));
     }
     let store = quote_ident(store_schema);
@@ -61,9 +51,7 @@ pub async fn install(
     let tx = client.transaction().await?;
     let installed: Option<String> = tx
         .query_opt(
-            &format!(
-                "SELECT content_hash FROM {store}.refract_projections WHERE name = $1 FOR UPDATE"
-            ),
+            &format!("SELECT content_hash FROM {store}.refract_projections WHERE name = $1 FOR UPDATE"),
             &[&name],
         )
         .await?
@@ -71,32 +59,20 @@ pub async fn install(
     let outcome = match installed {
         Some(hash) if hash == loaded.content_hash => return Ok(Installed::Unchanged),
         Some(_) => {
-            tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .await?;
+            tx.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
             Installed::Replaced
         }
         None => {
-            let exists = tx
-                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
-                .await?
-                .is_some();
+            let exists = tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name]).await?.is_some();
             if exists {
                 return Err(InstallError::ForeignSchema(name.to_owned()));
             }
             Installed::Created
         }
     };
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
-    ))
-    .await?;
+    tx.batch_execute(&format!("CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}")).await?;
     for table in &loaded.description.tables {
-        tx.batch_execute(&table.ddl)
-            .await
-            .map_err(|error| InstallError::Ddl {
-                name: name.to_owned(),
-                error,
-            })?;
+        tx.batch_execute(&table.ddl).await.map_err(|error| InstallError::Ddl { name: name.to_owned(), error })?;
     }
     let description = serde_json::json!({
         "version": loaded.description.version,

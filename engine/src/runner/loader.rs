@@ -25,11 +25,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            batch_size: 5_000,
-            deadline_ms: 30_000,
-            max_memory_mib: 512,
-        }
+        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512 }
     }
 }
 
@@ -117,10 +113,7 @@ impl Loaded {
 
 /// The `.wasm` files in `dir`, sorted.
 pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|error| LoadError::Dir {
-        dir: dir.to_owned(),
-        error,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|error| LoadError::Dir { dir: dir.to_owned(), error })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
@@ -132,29 +125,16 @@ pub fn components_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Reads, compiles and describes the component at `path`, with its sidecar settings.
 pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
     let settings = read_settings(&path.with_extension("toml"))?;
-    let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
+    let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
     let content_hash = format!("{:x}", Sha256::digest(&bytes));
-    let wasm = |error| LoadError::Wasm {
-        path: path.to_owned(),
-        error,
-    };
+    let wasm = |error| LoadError::Wasm { path: path.to_owned(), error };
     let projector = runtime.load(&bytes).map_err(wasm)?;
     let description = projector
-        .instantiate(
-            &description_label(path),
-            &settings.limits(),
-            Box::new(NoRows),
-        )
+        .instantiate(&description_label(path), &settings.limits(), Box::new(NoRows))
         .and_then(|mut i| i.describe())
         .map_err(wasm)?;
     if !valid_name(&description.name) {
-        return Err(LoadError::Name {
-            path: path.to_owned(),
-            name: description.name,
-        });
+        return Err(LoadError::Name { path: path.to_owned(), name: description.name });
     }
     Ok(Loaded {
         path: path.to_owned(),
@@ -167,23 +147,16 @@ pub fn load(runtime: &Runtime, path: &Path) -> Result<Loaded, LoadError> {
 }
 
 fn description_label(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || "component".to_owned(),
-        |s| s.to_string_lossy().into_owned(),
-    )
+    path.file_stem().map_or_else(|| "component".to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
 fn read_settings(path: &Path) -> Result<Settings, LoadError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| LoadError::Settings {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| LoadError::Settings { path: path.to_owned(), message: e.to_string() })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(error) => Err(LoadError::Read {
-            path: path.to_owned(),
-            error,
-        }),
+        Err(error) => Err(LoadError::Read { path: path.to_owned(), error }),
     }
 }
 
@@ -204,14 +177,7 @@ mod tests {
         for ok in ["order_summary", "a", "v2_orders"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "Order",
-            "2orders",
-            "order-summary",
-            "public\"",
-            &"a".repeat(64),
-        ] {
+        for bad in ["", "Order", "2orders", "order-summary", "public\"", &"a".repeat(64)] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

@@ -83,11 +83,7 @@ const READER_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Runs every projection in `config.projections_dir` until `shutdown` becomes `true`.
 /// Components that fail to load are reported and skipped; the others run.
-pub async fn run(
-    config: RunConfig,
-    status: StatusBoard,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(), RunError> {
+pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
     let mut client = crate::db::connect(&config.database_url).await?;
     crate::migrate::migrate(&mut client, &config.store_schema).await?;
     let runtime = crate::wasm::Runtime::new()?;
@@ -124,37 +120,20 @@ pub async fn run(
     }
     drop(ctx);
     if config.notify {
-        tasks.spawn(publish::listen(
-            config.clone(),
-            wakeups.notified.clone(),
-            shutdown.clone(),
-        ));
+        tasks.spawn(publish::listen(config.clone(), wakeups.notified.clone(), shutdown.clone()));
     }
-    tasks.spawn(publish::publish_status(
-        config.clone(),
-        status.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn(publish::publish_status(config.clone(), status.clone(), shutdown.clone()));
 
-    let mut coordinator = Coordinator::new(
-        LogReader::new(client, &config.store_schema),
-        control_rx,
-        wakeups,
-        shutdown.clone(),
-    );
+    let mut coordinator =
+        Coordinator::new(LogReader::new(client, &config.store_schema), control_rx, wakeups, shutdown.clone());
     loop {
         match coordinator.run().await {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, "reading the log failed; reconnecting");
-                tokio::time::sleep(
-                    READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200))),
-                )
-                .await;
+                tokio::time::sleep(READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200)))).await;
                 match crate::db::connect(&config.database_url).await {
-                    Ok(client) => {
-                        coordinator.reconnect(LogReader::new(client, &config.store_schema))
-                    }
+                    Ok(client) => coordinator.reconnect(LogReader::new(client, &config.store_schema)),
                     Err(error) => tracing::warn!(%error, "cannot reconnect the log reader"),
                 }
             }

@@ -64,11 +64,7 @@ async fn listen_once(config: &RunConfig, notified: &Notify) -> Result<(), tokio_
 
 /// Writes the status of the projections this engine owns to `refract_status` every
 /// [`PUBLISH_INTERVAL`], until shutdown (and once more then).
-pub async fn publish_status(
-    config: RunConfig,
-    status: StatusBoard,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn publish_status(config: RunConfig, status: StatusBoard, mut shutdown: watch::Receiver<bool>) {
     let engine = format!("{}:{}", hostname(), std::process::id());
     let sql = format!(
         "INSERT INTO {}.refract_status AS s (name, content_hash, module_version, state, events_per_second,
@@ -97,8 +93,7 @@ pub async fn publish_status(
                     continue; // the owning engine publishes this one
                 }
                 let error = s.last_error.as_ref();
-                let (state, events, batches) =
-                    (s.state.as_str(), s.events as i64, s.batches as i64);
+                let (state, events, batches) = (s.state.as_str(), s.events as i64, s.batches as i64);
                 let result = c
                     .execute(
                         &sql,

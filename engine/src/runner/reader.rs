@@ -27,12 +27,76 @@ pub struct Batch {
 pub struct LogReader {
     client: Client,
     read: String,
+    late: String,
     head: String,
     /// How many batches this reader has read (to show that one scan feeds many projections).
     pub reads: u64,
 }
 
 impl LogReader {
+    /// Events after `from` up to `until`, below `horizon`, that `filter` receives, at most
+    /// `limit` of them, each with its cursor.
+    async fn read_range(
+        &self,
+        from: Cursor,
+        until: Cursor,
+        horizon: i64,
+        filter: &Subscription,
+        limit: usize,
+    ) -> Result<Vec<(Cursor, Event)>, tokio_postgres::Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(
+                &self.read,
+                &[
+                    &from.transaction_id,
+                    &from.position,
+                    &horizon,
+                    &filter.event_types,
+                    &filter.categories,
+                    &until.transaction_id,
+                    &until.position,
+                    &limit,
+                ],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|row| decode(&row)).collect())
+    }
+
+    /// The cursor of the last event after `after` (below `horizon`, received by `filter`)
+    /// whose stream has a higher version among `events`, if any.
+    async fn late(
+        &self,
+        events: &[(Cursor, Event)],
+        after: Cursor,
+        horizon: i64,
+        filter: &Subscription,
+    ) -> Result<Option<Cursor>, tokio_postgres::Error> {
+        let mut highest: HashMap<&str, i64> = HashMap::new();
+        for (_, event) in events {
+            let version = highest.entry(&event.stream_id).or_insert(event.stream_version);
+            *version = (*version).max(event.stream_version);
+        }
+        let (streams, versions): (Vec<&str>, Vec<i64>) = highest.into_iter().unzip();
+        let row = self
+            .client
+            .query_opt(
+                &self.late,
+                &[
+                    &streams,
+                    &versions,
+                    &after.transaction_id,
+                    &after.position,
+                    &horizon,
+                    &filter.event_types,
+                    &filter.categories,
+                ],
+            )
+            .await?;
+        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    }
+
     /// A reader over `schema`'s `events`, on its own connection.
     pub fn new(client: Client, schema: &str) -> Self {
         let events = format!("{}.events", quote_ident(schema));
@@ -44,42 +108,42 @@ impl LogReader {
                 AND e.transaction_id < $3::bigint::text::xid8
                 AND ($4::text[] IS NULL OR e.event_type = ANY($4))
                 AND ($5::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($5))
+                AND (e.transaction_id, e.global_position) <= ($6::bigint::text::xid8, $7)
               ORDER BY e.transaction_id, e.global_position
-              LIMIT $6"
+              LIMIT $8"
+        );
+        // The last event after a cursor with a lower version than a given one in its stream.
+        let late = format!(
+            "SELECT e.transaction_id::text::bigint, e.global_position
+               FROM {events} e
+               JOIN unnest($1::text[], $2::bigint[]) AS b(stream_id, version)
+                 ON e.stream_id = b.stream_id AND e.version < b.version
+              WHERE (e.transaction_id, e.global_position) > ($3::bigint::text::xid8, $4)
+                AND e.transaction_id < $5::bigint::text::xid8
+                AND ($6::text[] IS NULL OR e.event_type = ANY($6))
+                AND ($7::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($7))
+              ORDER BY e.transaction_id DESC, e.global_position DESC
+              LIMIT 1"
         );
         let head = format!(
             "SELECT e.transaction_id::text::bigint, e.global_position FROM {events} e
               WHERE e.transaction_id < $1::bigint::text::xid8
               ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
         );
-        LogReader {
-            client,
-            read,
-            head,
-            reads: 0,
-        }
+        LogReader { client, read, late, head, reads: 0 }
     }
 
     /// The visibility horizon: every transaction whose id is below it has finished, so the
     /// events below it are final.
     pub async fn horizon(&self) -> Result<i64, tokio_postgres::Error> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-                &[],
-            )
-            .await?;
+        let row = self.client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?;
         Ok(row.get(0))
     }
 
     /// The cursor of the last event below `horizon`, if any.
     pub async fn head(&self, horizon: i64) -> Result<Option<Cursor>, tokio_postgres::Error> {
         let row = self.client.query_opt(&self.head, &[&horizon]).await?;
-        Ok(row.map(|r| Cursor {
-            transaction_id: r.get(0),
-            position: r.get(1),
-        }))
+        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
     }
 
     /// Up to `limit` events after `from` and below `horizon` that `filter` receives. When
@@ -94,54 +158,45 @@ impl LogReader {
         limit: usize,
     ) -> Result<Batch, tokio_postgres::Error> {
         self.reads += 1;
-        let limit_param = limit as i64;
-        let rows = self
-            .client
-            .query(
-                &self.read,
-                &[
-                    &from.transaction_id,
-                    &from.position,
-                    &horizon,
-                    &filter.event_types,
-                    &filter.categories,
-                    &limit_param,
-                ],
-            )
-            .await?;
-        let full = rows.len() >= limit;
-        let mut to = from;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            to = Cursor {
-                transaction_id: row.get(0),
-                position: row.get(1),
-            };
-            let event_id: uuid::Uuid = row.get(4);
-            let metadata: Option<String> = row.get(7);
-            let timestamp: chrono::DateTime<chrono::Utc> = row.get(8);
-            events.push(Event {
-                global_position: to.position,
-                stream_id: row.get(2),
-                stream_version: row.get(3),
-                event_id: event_id.hyphenated().to_string(),
-                event_type: row.get(5),
-                data: row.get::<_, String>(6).into_bytes(),
-                metadata: metadata.map(String::into_bytes).unwrap_or_default(),
-                timestamp: timestamp.timestamp_micros(),
-            });
-        }
-        if !full && let Some(head) = head {
+        // Below the horizon every cursor is below (horizon, 0): no upper bound.
+        let unbounded = Cursor { transaction_id: horizon, position: 0 };
+        let mut events = self.read_range(from, unbounded, horizon, filter, limit).await?;
+        let full = events.len() >= limit;
+        let mut to = events.last().map_or(from, |(cursor, _)| *cursor);
+        if full {
+            // A stream's lower version can lie beyond the cut when its transaction took its
+            // id after the one that wrote the higher version: extend the batch up to it, so
+            // that every stream in the batch can be put in version order.
+            while let Some(late) = self.late(&events, to, horizon, filter).await? {
+                events.extend(self.read_range(to, late, horizon, filter, usize::MAX).await?);
+                to = late;
+            }
+        } else if let Some(head) = head {
             to = to.max(head);
         }
+        let mut events: Vec<Event> = events.into_iter().map(|(_, event)| event).collect();
         put_streams_in_version_order(&mut events);
-        Ok(Batch {
-            from,
-            to,
-            events,
-            at_head: !full,
-        })
+        Ok(Batch { from, to, events, at_head: !full })
     }
+}
+
+/// An event row of the read query, with its cursor.
+fn decode(row: &tokio_postgres::Row) -> (Cursor, Event) {
+    let cursor = Cursor { transaction_id: row.get(0), position: row.get(1) };
+    let event_id: uuid::Uuid = row.get(4);
+    let metadata: Option<String> = row.get(7);
+    let timestamp: chrono::DateTime<chrono::Utc> = row.get(8);
+    let event = Event {
+        global_position: cursor.position,
+        stream_id: row.get(2),
+        stream_version: row.get(3),
+        event_id: event_id.hyphenated().to_string(),
+        event_type: row.get(5),
+        data: row.get::<_, String>(6).into_bytes(),
+        metadata: metadata.map(String::into_bytes).unwrap_or_default(),
+        timestamp: timestamp.timestamp_micros(),
+    };
+    (cursor, event)
 }
 
 /// Puts the events of each stream in version order, each stream keeping the slots its events
@@ -192,26 +247,14 @@ mod tests {
     }
 
     fn order(events: &[Event]) -> Vec<(&str, i64)> {
-        events
-            .iter()
-            .map(|e| (e.stream_id.as_str(), e.stream_version))
-            .collect()
+        events.iter().map(|e| (e.stream_id.as_str(), e.stream_version)).collect()
     }
 
     #[test]
     fn a_stream_committed_out_of_version_order_is_put_back_in_order() {
-        let mut events = vec![
-            event(9, "b", 2),
-            event(3, "a", 1),
-            event(5, "b", 1),
-            event(7, "a", 2),
-            event(8, "b", 3),
-        ];
+        let mut events = vec![event(9, "b", 2), event(3, "a", 1), event(5, "b", 1), event(7, "a", 2), event(8, "b", 3)];
         put_streams_in_version_order(&mut events);
-        assert_eq!(
-            order(&events),
-            [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 3)]
-        );
+        assert_eq!(order(&events), [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 3)]);
     }
 
     #[test]

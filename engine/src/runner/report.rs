@@ -69,13 +69,8 @@ pub struct Report {
 /// Reads the report of the store in `schema`.
 pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgres::Error> {
     let s = quote_ident(schema);
-    let head: i64 = client
-        .query_one(
-            &format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"),
-            &[],
-        )
-        .await?
-        .get(0);
+    let head: i64 =
+        client.query_one(&format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"), &[]).await?.get(0);
     let rows = client
         .query(
             &format!(
@@ -123,14 +118,17 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
             "SELECT a.pid, a.datname::text, a.application_name, a.xact_start, left(a.query, 120)
                FROM pg_stat_activity a
               WHERE a.backend_xid IS NOT NULL
-                AND a.backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                AND a.backend_xid::text::bigint = pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296
                 AND a.xact_start < now() - interval '5 seconds'",
             &[],
         )
         .await?
-        .map(|r| HorizonHolder { pid: r.get(0), database: r.get(1), application: r.get(2), since: r.get(3), query: r.get(4) });
-    Ok(Report {
-        projections,
-        horizon_held_by: holder,
-    })
+        .map(|r| HorizonHolder {
+            pid: r.get(0),
+            database: r.get(1),
+            application: r.get(2),
+            since: r.get(3),
+            query: r.get(4),
+        });
+    Ok(Report { projections, horizon_held_by: holder })
 }

@@ -1,6 +1,7 @@
 //! The guest's `get-row`: reading a row of the projection's own tables from PostgreSQL.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
@@ -84,6 +85,8 @@ pub struct DbRows {
     handle: Handle,
     tables: Tables,
     written: Arc<Mutex<WrittenKeys>>,
+    /// Set when a read failed for a reason that is not the guest's (a lost connection).
+    lost: Arc<AtomicBool>,
     /// Select statements by (table, key columns).
     queries: HashMap<(String, Vec<String>), RowQuery>,
 }
@@ -91,19 +94,14 @@ pub struct DbRows {
 impl DbRows {
     /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`;
     /// rows that `written` knows cannot exist are answered without a query.
-    pub fn new(
-        client: Arc<Client>,
-        handle: Handle,
-        tables: Tables,
-        written: Arc<Mutex<WrittenKeys>>,
-    ) -> Self {
-        DbRows {
-            client,
-            handle,
-            tables,
-            written,
-            queries: HashMap::new(),
-        }
+    pub fn new(client: Arc<Client>, handle: Handle, tables: Tables, written: Arc<Mutex<WrittenKeys>>) -> Self {
+        DbRows { client, handle, tables, written, lost: Arc::new(AtomicBool::new(false)), queries: HashMap::new() }
+    }
+
+    /// A flag that becomes `true` when a read fails for a reason that is not the guest's; the
+    /// guest then sees an error for its read, and the engine must not blame the projection.
+    pub fn lost(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
     }
 
     /// The query reading `table` by the columns of `key`, prepared on first use.
@@ -122,82 +120,50 @@ impl DbRows {
                 return Err(format!("table {table:?} has no column {name:?}"));
             }
         }
-        let entry = queries
-            .entry((table.to_owned(), names.clone()))
-            .or_insert_with(|| {
-                let columns: Vec<(String, Kind)> = tables
-                    .columns(table)
-                    .map(|(name, ty)| (name.to_owned(), Kind::of(ty)))
-                    .collect();
-                let select = columns
-                    .iter()
-                    .map(|(n, k)| k.select(&quote_ident(n)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let filter = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        format!(
-                            "{} = ${}::{}",
-                            quote_ident(n),
-                            i + 1,
-                            tables.column_type(table, n).expect("checked above")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let sql = format!(
-                    "SELECT {select} FROM {}.{} WHERE {filter}",
-                    quote_ident(tables.schema()),
-                    quote_ident(table)
-                );
-                RowQuery { sql, columns }
-            });
+        let entry = queries.entry((table.to_owned(), names.clone())).or_insert_with(|| {
+            let columns: Vec<(String, Kind)> =
+                tables.columns(table).map(|(name, ty)| (name.to_owned(), Kind::of(ty))).collect();
+            let select = columns.iter().map(|(n, k)| k.select(&quote_ident(n))).collect::<Vec<_>>().join(", ");
+            let filter = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    format!("{} = ${}::{}", quote_ident(n), i + 1, tables.column_type(table, n).expect("checked above"))
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let sql =
+                format!("SELECT {select} FROM {}.{} WHERE {filter}", quote_ident(tables.schema()), quote_ident(table));
+            RowQuery { sql, columns }
+        });
         Ok(entry)
     }
 }
 
 impl RowSource for DbRows {
-    fn get_row(
-        &mut self,
-        table: &str,
-        key: &[ColumnValue],
-    ) -> Result<Option<Vec<ColumnValue>>, String> {
+    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
         let params: Vec<Param> = key
             .iter()
-            .map(|k| {
-                to_text(&k.value)
-                    .map(Param::Scalar)
-                    .map_err(|e| format!("key column {:?}: {e}", k.column))
-            })
+            .map(|k| to_text(&k.value).map(Param::Scalar).map_err(|e| format!("key column {:?}: {e}", k.column)))
             .collect::<Result<_, _>>()?;
         let query = Self::query(&mut self.queries, &self.tables, table, key)?;
-        let may_exist = self
-            .written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .may_exist(table, key);
+        let may_exist = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).may_exist(table, key);
         if !may_exist {
             return Ok(None);
         }
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let row = self
-            .handle
-            .block_on(self.client.query_opt(query.sql.as_str(), &refs))
-            .map_err(|e| format!("reading {table:?}: {e}"))?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let row = self.handle.block_on(self.client.query_opt(query.sql.as_str(), &refs)).map_err(|e| {
+            if super::commit::is_transient(&e) {
+                self.lost.store(true, Ordering::Relaxed);
+            }
+            format!("reading {table:?}: {}", crate::db::describe(&e))
+        })?;
         let Some(row) = row else { return Ok(None) };
         query
             .columns
             .iter()
             .enumerate()
-            .map(|(i, (name, kind))| {
-                Ok(ColumnValue {
-                    column: name.clone(),
-                    value: kind.value(row.get(i))?,
-                })
-            })
+            .map(|(i, (name, kind))| Ok(ColumnValue { column: name.clone(), value: kind.value(row.get(i))? }))
             .collect::<Result<Vec<_>, String>>()
             .map(Some)
     }

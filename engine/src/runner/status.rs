@@ -92,12 +92,7 @@ impl ProjectionStatus {
     /// Events per second over the last few seconds.
     pub fn rate(&self) -> f64 {
         let now = Instant::now();
-        let events: u64 = self
-            .recent
-            .iter()
-            .filter(|(t, _)| now - *t <= RATE_WINDOW)
-            .map(|(_, n)| n)
-            .sum();
+        let events: u64 = self.recent.iter().filter(|(t, _)| now - *t <= RATE_WINDOW).map(|(_, n)| n).sum();
         events as f64 / RATE_WINDOW.as_secs_f64()
     }
 
@@ -108,11 +103,7 @@ impl ProjectionStatus {
         self.events += events;
         self.batches += 1;
         self.recent.push_back((now, events));
-        while self
-            .recent
-            .front()
-            .is_some_and(|(t, _)| now - *t > RATE_WINDOW)
-        {
+        while self.recent.front().is_some_and(|(t, _)| now - *t > RATE_WINDOW) {
             self.recent.pop_front();
         }
     }
@@ -125,10 +116,7 @@ pub struct StatusBoard(Arc<Mutex<BTreeMap<String, ProjectionStatus>>>);
 impl StatusBoard {
     /// Adds (or resets) the entry of a projection.
     pub fn register(&self, name: &str, content_hash: &str, module_version: &str) {
-        self.lock().insert(
-            name.to_owned(),
-            ProjectionStatus::new(content_hash, module_version),
-        );
+        self.lock().insert(name.to_owned(), ProjectionStatus::new(content_hash, module_version));
     }
 
     /// Changes the entry of `name`, if there is one.
@@ -146,8 +134,6 @@ impl StatusBoard {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectionStatus>> {
         // A panic while holding the lock cannot leave an entry half-written in a way that
         // matters for a status display, so a poisoned lock is still used.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -6,6 +6,7 @@
 //! trusts nothing it remembers: it drops the guest instance (whose memory may hold state of a
 //! batch that never committed), reconnects, reads its checkpoint back and starts again there.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ use crate::wasm::WasmError;
 
 /// How often a standby engine tries to take a projection over.
 pub const TAKEOVER_INTERVAL: Duration = Duration::from_secs(2);
+/// The first wait before a new session after an error.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Batches queued for a worker ahead of the one it is applying.
@@ -52,7 +55,8 @@ pub struct WorkerContext {
 enum SessionEnd {
     Shutdown,
     Standby,
-    Failed,
+    /// Failed; the session's connection keeps the projection's lock.
+    Failed(tokio_postgres::Client),
 }
 
 /// An error that ends a session; the worker starts a new one after a pause.
@@ -68,30 +72,41 @@ enum SessionError {
     Install(#[from] InstallError),
     #[error("the coordinator has stopped")]
     CoordinatorGone,
+    #[error("a batch after {got} arrived where one after {expected} was due")]
+    OutOfStep { expected: Cursor, got: Cursor },
+    #[error("the connection for reading rows was lost")]
+    RowsLost,
 }
 
 /// Runs the worker of `loaded` until the engine shuts down.
 pub async fn run(loaded: Loaded, ctx: WorkerContext) {
     let name = loaded.name().to_owned();
-    ctx.status
-        .register(&name, &loaded.content_hash, &loaded.description.version);
-    let mut backoff = Duration::from_millis(100);
+    ctx.status.register(&name, &loaded.content_hash, &loaded.description.version);
+    let mut backoff = INITIAL_BACKOFF;
     let mut shutdown = ctx.shutdown.clone();
     loop {
+        let started = std::time::Instant::now();
         let outcome = session(&loaded, &ctx).await;
         let _ = ctx.control.send(Control::Leave { name: name.clone() });
         let pause = match outcome {
             Ok(SessionEnd::Shutdown) => break,
-            Ok(SessionEnd::Failed) => {
+            Ok(SessionEnd::Failed(_owner)) => {
                 // Halted at a poison event or a refused write: stays failed (status says why)
-                // until the engine restarts; other projections go on.
+                // until the engine restarts; other projections go on. The connection, and with
+                // it the projection's lock, is kept, so that no other engine takes over and
+                // fails the same way while this one reports the failure.
                 let _ = shutdown.wait_for(|stop| *stop).await;
                 return;
             }
             Ok(SessionEnd::Standby) => TAKEOVER_INTERVAL,
             Err(error) => {
                 tracing::warn!(projection = %name, %error, "projection session ended; restarting from its checkpoint");
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                ctx.status.update(&name, |s| {
+                    s.last_error =
+                        Some(LastError { message: format!("retrying: {error}"), position: None, event_id: None })
+                });
+                backoff =
+                    if started.elapsed() > MAX_BACKOFF { INITIAL_BACKOFF } else { (backoff * 2).min(MAX_BACKOFF) };
                 backoff
             }
         };
@@ -107,10 +122,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
     let name = loaded.name();
     let mut client = crate::db::connect(&ctx.database_url).await?;
     let owned: bool = client
-        .query_one(
-            "SELECT pg_try_advisory_lock(hashtextextended('refract.projection.' || $1, 0))",
-            &[&name],
-        )
+        .query_one("SELECT pg_try_advisory_lock(hashtextextended('refract.projection.' || $1, 0))", &[&name])
         .await?
         .get(0);
     if !owned {
@@ -123,7 +135,8 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             tracing::info!(projection = %name, ?outcome, version = %loaded.description.version, "installed")
         }
         Err(InstallError::Db(e)) if is_transient(&e) => return Err(SessionError::Db(e)),
-        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None)),
+        Err(InstallError::Ddl { error, .. }) if is_transient(&error) => return Err(SessionError::Db(error)),
+        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None, client)),
     }
     let tables = Tables::load(&client, name).await?;
     let mut cursor = read_checkpoint(&client, &ctx.store_schema, name).await?;
@@ -132,30 +145,17 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         s.state = State::CatchingUp;
     });
 
-    let written = Arc::new(Mutex::new(
-        if cursor == Cursor::START && tables_empty(&client, &tables).await? {
-            WrittenKeys::empty(&tables)
-        } else {
-            WrittenKeys::unknown()
-        },
-    ));
+    let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&client, &tables).await? {
+        WrittenKeys::empty(&tables)
+    } else {
+        WrittenKeys::unknown()
+    }));
     let rows_client = Arc::new(crate::db::connect(&ctx.database_url).await?);
-    let rows = DbRows::new(
-        rows_client,
-        tokio::runtime::Handle::current(),
-        tables.clone(),
-        written.clone(),
-    );
-    let guest = match Guest::spawn(
-        loaded.projector.clone(),
-        name,
-        loaded.settings.limits(),
-        Box::new(rows),
-    )
-    .await
-    {
+    let rows = DbRows::new(rows_client, tokio::runtime::Handle::current(), tables.clone(), written.clone());
+    let rows_lost = rows.lost();
+    let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
         Ok(guest) => guest,
-        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None)),
+        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None, client)),
     };
 
     let (batches, mut queue) = mpsc::channel::<Arc<Batch>>(QUEUE);
@@ -177,8 +177,9 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         };
         ctx.capacity.notify_one();
         if batch.from != cursor {
-            // Read ahead for a cursor this worker has since left (after a restart): stale.
-            continue;
+            // Batches of one session follow each other; anything else means the worker and
+            // the coordinator disagree: start again from the checkpoint.
+            return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
         }
         let selected = select(loaded, &batch);
         let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
@@ -188,70 +189,42 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
         } else {
             match guest.apply(batch.clone(), selected).await {
                 Ok(Ok(ops)) => ops,
+                // The guest's error may only be a read that failed on a lost connection.
+                _ if rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
                 Ok(Err(error)) => {
                     let event_id = error
                         .global_position
                         .and_then(|p| batch.events.iter().find(|e| e.global_position == p))
                         .map(|e| e.event_id.clone());
-                    return Ok(fail(
-                        ctx,
-                        name,
-                        error.message,
-                        error.global_position,
-                        event_id,
-                    ));
+                    return Ok(fail(ctx, name, error.message, error.global_position, event_id, client));
                 }
-                Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
+                Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
             }
         };
         let applied = started.elapsed();
         let statements = match plan(&tables, &ops) {
             Ok(statements) => statements,
-            Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
+            Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
         };
-        match commit_batch(
-            &mut client,
-            &ctx.store_schema,
-            name,
-            name,
-            batch.from,
-            batch.to,
-            &statements,
-        )
-        .await
-        {
+        match commit_batch(&mut client, &ctx.store_schema, name, name, batch.from, batch.to, &statements).await {
             Ok(()) => {}
             Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => return Ok(fail_batch(ctx, name, &batch, error)),
+            Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
         }
         tracing::debug!(projection = %name, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
-        written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .record(&ops);
+        written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
         cursor = batch.to;
         ctx.status.update(name, |s| {
             s.committed(cursor, count as u64);
-            s.state = if batch.at_head {
-                State::Live
-            } else {
-                State::CatchingUp
-            };
+            s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
     }
 }
 
 /// Whether every table of the projection is empty.
-async fn tables_empty(
-    client: &tokio_postgres::Client,
-    tables: &Tables,
-) -> Result<bool, tokio_postgres::Error> {
+async fn tables_empty(client: &tokio_postgres::Client, tables: &Tables) -> Result<bool, tokio_postgres::Error> {
     for table in tables.names() {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {}.{})",
-            quote_ident(tables.schema()),
-            quote_ident(table)
-        );
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {}.{})", quote_ident(tables.schema()), quote_ident(table));
         if client.query_one(sql.as_str(), &[]).await?.get::<_, bool>(0) {
             return Ok(false);
         }
@@ -265,14 +238,7 @@ fn select(loaded: &Loaded, batch: &Batch) -> Option<Vec<crate::wasm::types::Even
     if batch.events.iter().all(|e| sub.matches(e)) {
         return None;
     }
-    Some(
-        batch
-            .events
-            .iter()
-            .filter(|e| sub.matches(e))
-            .cloned()
-            .collect(),
-    )
+    Some(batch.events.iter().filter(|e| sub.matches(e)).cloned().collect())
 }
 
 /// Marks the projection failed by an error that belongs to a whole batch.
@@ -281,14 +247,11 @@ fn fail_batch(
     name: &str,
     batch: &Batch,
     error: impl Into<BatchFailure>,
+    owner: tokio_postgres::Client,
 ) -> SessionEnd {
-    let message = format!(
-        "{} (batch after position {} up to {})",
-        error.into().0,
-        batch.from.position,
-        batch.to.position
-    );
-    fail(ctx, name, message, None, None)
+    let message =
+        format!("{} (batch after position {} up to {})", error.into().0, batch.from.position, batch.to.position);
+    fail(ctx, name, message, None, None, owner)
 }
 
 /// The message of a failure that ends a projection's run.
@@ -316,15 +279,12 @@ fn fail(
     message: String,
     position: Option<i64>,
     event_id: Option<String>,
+    owner: tokio_postgres::Client,
 ) -> SessionEnd {
     tracing::error!(projection = %name, position, event_id, "projection failed: {message}");
     ctx.status.update(name, |s| {
         s.state = State::Failed;
-        s.last_error = Some(LastError {
-            message,
-            position,
-            event_id,
-        });
+        s.last_error = Some(LastError { message, position, event_id });
     });
-    SessionEnd::Failed
+    SessionEnd::Failed(owner)
 }

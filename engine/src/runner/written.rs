@@ -33,11 +33,7 @@ pub struct WrittenKeys {
 impl WrittenKeys {
     /// Nothing known: every row may exist.
     pub fn unknown() -> Self {
-        WrittenKeys {
-            bits: None,
-            tables: Tables::default(),
-            hasher: RandomState::new(),
-        }
+        WrittenKeys { bits: None, tables: Tables::default(), hasher: RandomState::new() }
     }
 
     /// `tables` are empty: no row exists until one is written. Unknown when the schema has
@@ -46,20 +42,14 @@ impl WrittenKeys {
         if tables.order_sensitive() {
             return WrittenKeys::unknown();
         }
-        WrittenKeys {
-            bits: Some(vec![0; BITS / 64]),
-            tables: tables.clone(),
-            hasher: RandomState::new(),
-        }
+        WrittenKeys { bits: Some(vec![0; BITS / 64]), tables: tables.clone(), hasher: RandomState::new() }
     }
 
     /// Whether the row of `table` with `key` may exist.
     pub fn may_exist(&self, table: &str, key: &[ColumnValue]) -> bool {
         let Some(bits) = &self.bits else { return true };
         match self.positions(table, key) {
-            Some(positions) => positions
-                .iter()
-                .all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0),
+            Some(positions) => positions.iter().all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0),
             None => true,
         }
     }
@@ -94,10 +84,7 @@ impl WrittenKeys {
             .iter()
             .map(|c| {
                 let ty = self.tables.column_type(table, &c.column).unwrap_or("text");
-                (
-                    c.column.as_str(),
-                    canonical(ty, &to_text(&c.value).ok().flatten()),
-                )
+                (c.column.as_str(), canonical(ty, &to_text(&c.value).ok().flatten()))
             })
             .collect();
         columns.sort();
@@ -113,11 +100,7 @@ impl WrittenKeys {
             h.finish()
         };
         let (a, b) = (hash(0), hash(1) | 1);
-        Some(
-            (0..HASHES)
-                .map(|i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize)
-                .collect(),
-        )
+        Some((0..HASHES).map(|i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize).collect())
     }
 }
 
@@ -129,18 +112,12 @@ mod tests {
     fn tables() -> Tables {
         Tables::from_columns(
             "p",
-            [
-                ("t", vec!["id"], vec![("id", "bigint")]),
-                ("u", vec!["id"], vec![("id", "bigint")]),
-            ],
+            [("t", vec!["id"], vec![("id", "bigint")]), ("u", vec!["id"], vec![("id", "bigint")])],
         )
     }
 
     fn key(id: i64) -> Vec<ColumnValue> {
-        vec![ColumnValue {
-            column: "id".into(),
-            value: Value::Int(id),
-        }]
+        vec![ColumnValue { column: "id".into(), value: Value::Int(id) }]
     }
 
     #[test]
@@ -148,35 +125,17 @@ mod tests {
         let mut written = WrittenKeys::empty(&tables());
         assert!(!written.may_exist("t", &key(1)));
         written.record(&[
-            Op::Upsert(Upsert {
-                table: "t".into(),
-                key: key(1),
-                columns: vec![],
-            }),
-            Op::Delete(Delete {
-                table: "u".into(),
-                key: key(2),
-            }),
+            Op::Upsert(Upsert { table: "t".into(), key: key(1), columns: vec![] }),
+            Op::Delete(Delete { table: "u".into(), key: key(2) }),
         ]);
         assert!(written.may_exist("t", &key(1)));
         assert!(written.may_exist("u", &key(2)));
         assert!(!written.may_exist("u", &key(1)), "same key, other table");
-        let text_key = vec![ColumnValue {
-            column: "id".into(),
-            value: Value::Text("01".into()),
-        }];
+        let text_key = vec![ColumnValue { column: "id".into(), value: Value::Text("01".into()) }];
         assert!(written.may_exist("t", &text_key), "01 is the bigint 1");
-        let misses = (3..10_000)
-            .filter(|i| written.may_exist("t", &key(*i)))
-            .count();
-        assert!(
-            misses < 5,
-            "{misses} false positives among 9997 rows never written"
-        );
-        written.record(&[Op::Sql(Statement {
-            sql: "INSERT INTO t VALUES (5)".into(),
-            params: vec![],
-        })]);
+        let misses = (3..10_000).filter(|i| written.may_exist("t", &key(*i))).count();
+        assert!(misses < 5, "{misses} false positives among 9997 rows never written");
+        written.record(&[Op::Sql(Statement { sql: "INSERT INTO t VALUES (5)".into(), params: vec![] })]);
         assert!(written.may_exist("t", &key(5)));
         assert!(WrittenKeys::unknown().may_exist("t", &key(1)));
     }
@@ -184,22 +143,9 @@ mod tests {
     #[test]
     fn answers_only_for_primary_keys() {
         let mut written = WrittenKeys::empty(&tables());
-        let by_name = vec![ColumnValue {
-            column: "name".into(),
-            value: Value::Text("x".into()),
-        }];
-        assert!(
-            written.may_exist("t", &by_name),
-            "not the primary key: the database must be asked"
-        );
-        written.record(&[Op::Upsert(Upsert {
-            table: "t".into(),
-            key: by_name,
-            columns: vec![],
-        })]);
-        assert!(
-            written.may_exist("t", &key(1)),
-            "a write by another key makes every row possible"
-        );
+        let by_name = vec![ColumnValue { column: "name".into(), value: Value::Text("x".into()) }];
+        assert!(written.may_exist("t", &by_name), "not the primary key: the database must be asked");
+        written.record(&[Op::Upsert(Upsert { table: "t".into(), key: by_name, columns: vec![] })]);
+        assert!(written.may_exist("t", &key(1)), "a write by another key makes every row possible");
     }
 }

@@ -22,21 +22,14 @@ impl EventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
-        let request = AppendRequest {
-            stream_id: stream_id.to_owned(),
-            expected,
-            events: events.to_vec(),
-        };
+        let request = AppendRequest { stream_id: stream_id.to_owned(), expected, events: events.to_vec() };
         let mut outcomes = self.append_all(std::slice::from_ref(&request)).await?;
         Ok(outcomes.remove(0))
     }
 
     /// Appends to several streams atomically: every request succeeds, or nothing is written.
     /// Requests run in order, so two requests for one stream see each other.
-    pub async fn append_all(
-        &mut self,
-        requests: &[AppendRequest],
-    ) -> Result<Vec<AppendOutcome>, StoreError> {
+    pub async fn append_all(&mut self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>, StoreError> {
         validate::requests(requests)?;
         let tx = self.client.transaction().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
@@ -63,9 +56,7 @@ async fn append_in(
         if let Some(version) = locked {
             break (version, found, stored);
         }
-        let created = tx
-            .query_opt(&st.create_stream, &[&stream_id, &category(stream_id)])
-            .await?;
+        let created = tx.query_opt(&st.create_stream, &[&stream_id, &category(stream_id)]).await?;
         if let Some(row) = created {
             break (row.get::<_, i64>(0), found, stored);
         }
@@ -78,39 +69,15 @@ async fn append_in(
         return previous_outcome(request, &found);
     }
     if !request.expected.admits(actual) {
-        return Err(StoreError::Conflict {
-            stream_id: stream_id.to_owned(),
-            expected: request.expected,
-            actual,
-        });
+        return Err(StoreError::Conflict { stream_id: stream_id.to_owned(), expected: request.expected, actual });
     }
 
-    let types: Vec<&str> = request
-        .events
-        .iter()
-        .map(|e| e.event_type.as_str())
-        .collect();
+    let types: Vec<&str> = request.events.iter().map(|e| e.event_type.as_str()).collect();
     let data: Vec<&Value> = request.events.iter().map(|e| &e.data).collect();
-    let metadata: Vec<Option<Value>> = request
-        .events
-        .iter()
-        .map(|e| e.metadata.to_json())
-        .collect();
+    let metadata: Vec<Option<Value>> = request.events.iter().map(|e| e.metadata.to_json()).collect();
     let last_version = actual + request.events.len() as i64;
-    let rows = tx
-        .query(
-            &st.insert_events,
-            &[
-                &stream_id,
-                &actual,
-                &ids,
-                &types,
-                &data,
-                &metadata,
-                &last_version,
-            ],
-        )
-        .await?;
+    let rows =
+        tx.query(&st.insert_events, &[&stream_id, &actual, &ids, &types, &data, &metadata, &last_version]).await?;
     Ok(AppendOutcome {
         stream_id: stream_id.to_owned(),
         first_version: actual + 1,
@@ -145,9 +112,7 @@ async fn probe(
 fn previous_outcome(request: &AppendRequest, found: &[Row]) -> Result<AppendOutcome, StoreError> {
     let stored = |id: Uuid| found.iter().find(|row| row.get::<_, Uuid>(0) == id);
     let first = stored(request.events[0].event_id);
-    let first_version = first
-        .filter(|row| row.get::<_, &str>(1) == request.stream_id)
-        .map(|row| row.get::<_, i64>(2));
+    let first_version = first.filter(|row| row.get::<_, &str>(1) == request.stream_id).map(|row| row.get::<_, i64>(2));
     let mut positions = Vec::with_capacity(request.events.len());
     for (i, event) in request.events.iter().enumerate() {
         let row = stored(event.event_id);

@@ -102,9 +102,7 @@ pub enum StoreError {
         version: i64,
     },
     /// The event store tables are missing from the schema.
-    #[error(
-        "the event store tables are missing from schema {schema:?} ({detail}): run `refract migrate` first"
-    )]
+    #[error("the event store tables are missing from schema {schema:?} ({detail}): run `refract migrate` first")]
     NotMigrated {
         /// The schema.
         schema: String,
@@ -125,9 +123,5 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 fn describe_version(version: i64) -> String {
-    if version == 0 {
-        "no stream (it does not exist)".to_owned()
-    } else {
-        format!("version {version}")
-    }
+    if version == 0 { "no stream (it does not exist)".to_owned() } else { format!("version {version}") }
 }

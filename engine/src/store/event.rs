@@ -65,9 +65,7 @@ impl Metadata {
     /// The JSON object to store, or `None` (SQL `NULL`) when there is nothing to say.
     pub fn to_json(&self) -> Option<Value> {
         // Serialising strings, a timestamp and a JSON map cannot fail.
-        serde_json::to_value(self)
-            .ok()
-            .filter(|value| value.as_object().is_some_and(|map| !map.is_empty()))
+        serde_json::to_value(self).ok().filter(|value| value.as_object().is_some_and(|map| !map.is_empty()))
     }
 }
 
@@ -88,12 +86,7 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event with a fresh random id and no metadata.
     pub fn new(event_type: impl Into<String>, data: Value) -> Self {
-        NewEvent {
-            event_id: Uuid::new_v4(),
-            event_type: event_type.into(),
-            data,
-            metadata: Metadata::default(),
-        }
+        NewEvent { event_id: Uuid::new_v4(), event_type: event_type.into(), data, metadata: Metadata::default() }
     }
 
     /// The same event with the given id.

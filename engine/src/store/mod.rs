@@ -32,9 +32,7 @@ pub const MAX_EVENT_TYPE_CHARS: usize = 500;
 /// The category of a stream: the part of its id before the first `-` (`order-123` → `order`),
 /// or the whole id when it has none.
 pub fn category(stream_id: &str) -> &str {
-    stream_id
-        .split_once('-')
-        .map_or(stream_id, |(category, _)| category)
+    stream_id.split_once('-').map_or(stream_id, |(category, _)| category)
 }
 
 /// Checks a stream id the way an append does, without touching the database.
@@ -68,14 +66,8 @@ struct Statements {
 impl EventStore {
     /// A store over the tables of `schema`, which must have been migrated.
     pub async fn new(client: Client, schema: &str) -> Result<Self, StoreError> {
-        let statements = Statements::prepare(&client, schema)
-            .await
-            .map_err(|err| not_migrated(err, schema))?;
-        Ok(EventStore {
-            client,
-            schema: schema.to_owned(),
-            statements,
-        })
+        let statements = Statements::prepare(&client, schema).await.map_err(|err| not_migrated(err, schema))?;
+        Ok(EventStore { client, schema: schema.to_owned(), statements })
     }
 
     /// The schema.
@@ -102,7 +94,9 @@ impl Statements {
         let columns = "global_position, transaction_id::text::bigint, stream_id::text, version, event_id, \
                        event_type::text, data, metadata, timestamp";
         Ok(Statements {
-            lock_stream: client.prepare(&format!("SELECT version FROM {streams} WHERE stream_id = $1 FOR UPDATE")).await?,
+            lock_stream: client
+                .prepare(&format!("SELECT version FROM {streams} WHERE stream_id = $1 FOR UPDATE"))
+                .await?,
             create_stream: client
                 .prepare(&format!(
                     "INSERT INTO {streams} (stream_id, category, version) VALUES ($1, $2, 0)
@@ -116,9 +110,7 @@ impl Statements {
                 ))
                 .await?,
             stream_head: client
-                .prepare(&format!(
-                    "SELECT COALESCE(max(version), 0) FROM {events} WHERE stream_id = $1"
-                ))
+                .prepare(&format!("SELECT COALESCE(max(version), 0) FROM {events} WHERE stream_id = $1"))
                 .await?,
             // All events in one statement, numbered by their place in the arrays, and the
             // stream's version bumped in the same statement.
@@ -155,13 +147,8 @@ fn not_migrated(err: tokio_postgres::Error, schema: &str) -> StoreError {
     use tokio_postgres::error::SqlState;
     match err.code() {
         Some(code) if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN => {
-            let detail = err
-                .as_db_error()
-                .map_or_else(|| err.to_string(), |db| db.message().to_owned());
-            StoreError::NotMigrated {
-                schema: schema.to_owned(),
-                detail,
-            }
+            let detail = err.as_db_error().map_or_else(|| err.to_string(), |db| db.message().to_owned());
+            StoreError::NotMigrated { schema: schema.to_owned(), detail }
         }
         _ => StoreError::Db(err),
     }

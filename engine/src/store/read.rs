@@ -9,15 +9,8 @@ use super::event::RecordedEvent;
 impl EventStore {
     /// The events of `stream_id` with version `from_version` or later, in version order
     /// (`from_version` 1: the whole stream). Empty when the stream does not exist.
-    pub async fn read_stream(
-        &self,
-        stream_id: &str,
-        from_version: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = self
-            .client
-            .query(&self.statements.read_stream, &[&stream_id, &from_version])
-            .await?;
+    pub async fn read_stream(&self, stream_id: &str, from_version: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = self.client.query(&self.statements.read_stream, &[&stream_id, &from_version]).await?;
         Ok(rows.iter().map(recorded).collect())
     }
 
@@ -26,15 +19,8 @@ impl EventStore {
     /// Positions are taken at insert time, not at commit: with concurrent writers an event may
     /// become visible after events with higher positions. For tailing, read in
     /// `(transaction_id, global_position)` order below the visibility horizon instead.
-    pub async fn read_all(
-        &self,
-        after_position: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = self
-            .client
-            .query(&self.statements.read_all, &[&after_position, &limit])
-            .await?;
+    pub async fn read_all(&self, after_position: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = self.client.query(&self.statements.read_all, &[&after_position, &limit]).await?;
         Ok(rows.iter().map(recorded).collect())
     }
 }

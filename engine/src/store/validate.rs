@@ -18,17 +18,12 @@ pub fn stream_id(stream_id: &str) -> Result<(), InvalidInput> {
         return Err(InvalidInput::StreamIdTooLong { chars });
     }
     if stream_id.contains('\0') {
-        return Err(InvalidInput::NulCharacter {
-            what: "stream id".to_owned(),
-        });
+        return Err(InvalidInput::NulCharacter { what: "stream id".to_owned() });
     }
     let category_chars = category(stream_id).chars().count();
     if category_chars > MAX_CATEGORY_CHARS {
         let shown: String = stream_id.chars().take(40).collect();
-        return Err(InvalidInput::CategoryTooLong {
-            stream_id: format!("{shown}…"),
-            chars: category_chars,
-        });
+        return Err(InvalidInput::CategoryTooLong { stream_id: format!("{shown}…"), chars: category_chars });
     }
     Ok(())
 }
@@ -39,9 +34,7 @@ pub fn requests(requests: &[AppendRequest]) -> Result<(), InvalidInput> {
     for request in requests {
         stream_id(&request.stream_id)?;
         if request.events.is_empty() {
-            return Err(InvalidInput::NoEvents {
-                stream_id: request.stream_id.clone(),
-            });
+            return Err(InvalidInput::NoEvents { stream_id: request.stream_id.clone() });
         }
         for event in &request.events {
             let id = event.event_id;
@@ -53,15 +46,10 @@ pub fn requests(requests: &[AppendRequest]) -> Result<(), InvalidInput> {
             }
             let chars = event.event_type.chars().count();
             if chars > MAX_EVENT_TYPE_CHARS {
-                return Err(InvalidInput::EventTypeTooLong {
-                    event_id: id,
-                    chars,
-                });
+                return Err(InvalidInput::EventTypeTooLong { event_id: id, chars });
             }
             if event.event_type.contains('\0') {
-                return Err(InvalidInput::NulCharacter {
-                    what: format!("event type of event {id}"),
-                });
+                return Err(InvalidInput::NulCharacter { what: format!("event type of event {id}") });
             }
             if !event.data.is_object() {
                 return Err(InvalidInput::DataNotObject {
@@ -71,14 +59,10 @@ pub fn requests(requests: &[AppendRequest]) -> Result<(), InvalidInput> {
                 });
             }
             if has_nul(&event.data) {
-                return Err(InvalidInput::NulCharacter {
-                    what: format!("data of event {id}"),
-                });
+                return Err(InvalidInput::NulCharacter { what: format!("data of event {id}") });
             }
             if event.metadata.to_json().as_ref().is_some_and(has_nul) {
-                return Err(InvalidInput::NulCharacter {
-                    what: format!("metadata of event {id}"),
-                });
+                return Err(InvalidInput::NulCharacter { what: format!("metadata of event {id}") });
             }
         }
     }

@@ -6,10 +6,7 @@
 
 /// Bindings of `refract:projection@0.1.0`.
 pub mod v0_1_0 {
-    #![allow(
-        missing_docs,
-        reason = "generated code; the WIT file documents every item"
-    )]
+    #![allow(missing_docs, reason = "generated code; the WIT file documents every item")]
     wasmtime::component::bindgen!({
         path: "../wit/v0.1.0",
         world: "projector",

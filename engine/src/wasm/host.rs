@@ -15,11 +15,7 @@ use super::bindings::types::ColumnValue;
 pub trait RowSource: Send {
     /// The committed row of `table` whose key is `key`, or `None`. An error is a message for
     /// the guest (an unknown table or column, a lost connection).
-    fn get_row(
-        &mut self,
-        table: &str,
-        key: &[ColumnValue],
-    ) -> Result<Option<Vec<ColumnValue>>, String>;
+    fn get_row(&mut self, table: &str, key: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String>;
 }
 
 /// A [`RowSource`] for projections that never read their tables back: every row is absent.
@@ -65,10 +61,7 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -95,11 +88,7 @@ impl host::Host for HostState {
         }
     }
 
-    fn get_row(
-        &mut self,
-        table: String,
-        key: Vec<ColumnValue>,
-    ) -> Result<Option<Vec<ColumnValue>>, String> {
+    fn get_row(&mut self, table: String, key: Vec<ColumnValue>) -> Result<Option<Vec<ColumnValue>>, String> {
         self.rows.get_row(&table, &key)
     }
 }

@@ -89,52 +89,28 @@ impl Runtime {
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        v0_1_0::refract::projection::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        v0_1_0::refract::projection::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        v0_1_0::refract::projection::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        v0_1_0::refract::projection::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Runtime {
-            engine,
-            linker: Arc::new(linker),
-            _ticker: Arc::new(ticker),
-        })
+        Ok(Runtime { engine, linker: Arc::new(linker), _ticker: Arc::new(ticker) })
     }
 
     /// Compiles the component in `bytes`.
     pub fn load(&self, bytes: &[u8]) -> Result<Projector, WasmError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| WasmError::Contract {
-                message: format!("{e:#}"),
-            })?;
-        let pre = ProjectorBindingsPre::new(pre).map_err(|e| WasmError::Contract {
-            message: format!("{e:#}"),
-        })?;
-        Ok(Projector {
-            runtime: self.clone(),
-            pre,
-        })
+        let component = Component::new(&self.engine, bytes).map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
+        let pre =
+            self.linker.instantiate_pre(&component).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        let pre = ProjectorBindingsPre::new(pre).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        Ok(Projector { runtime: self.clone(), pre })
     }
 
     /// Reads and compiles the component file at `path`.
     pub fn load_file(&self, path: &Path) -> Result<Projector, WasmError> {
-        let bytes = std::fs::read(path).map_err(|error| WasmError::Read {
-            path: path.display().to_string(),
-            error,
-        })?;
+        let bytes = std::fs::read(path).map_err(|error| WasmError::Read { path: path.display().to_string(), error })?;
         self.load(&bytes)
     }
 }
@@ -149,27 +125,12 @@ pub struct Projector {
 impl Projector {
     /// A fresh instance within `limits` whose `get-row` calls go to `rows`. `name` labels
     /// its log records.
-    pub fn instantiate(
-        &self,
-        name: &str,
-        limits: &Limits,
-        rows: Box<dyn RowSource>,
-    ) -> Result<Instance, WasmError> {
-        let mut store = Store::new(
-            &self.runtime.engine,
-            HostState::new(name.to_owned(), rows, limits),
-        );
+    pub fn instantiate(&self, name: &str, limits: &Limits, rows: Box<dyn RowSource>) -> Result<Instance, WasmError> {
+        let mut store = Store::new(&self.runtime.engine, HostState::new(name.to_owned(), rows, limits));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, limits.call_deadline))?;
-        Ok(Instance {
-            store,
-            bindings,
-            deadline: limits.call_deadline,
-        })
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits.call_deadline))?;
+        Ok(Instance { store, bindings, deadline: limits.call_deadline })
     }
 }
 
@@ -186,22 +147,15 @@ impl Instance {
     pub fn describe(&mut self) -> Result<Description, WasmError> {
         self.store.set_epoch_deadline(deadline_ticks(self.deadline));
         let projection = self.bindings.refract_projection_projection();
-        projection
-            .call_describe(&mut self.store)
-            .map_err(|e| classify(e, self.deadline))
+        projection.call_describe(&mut self.store).map_err(|e| classify(e, self.deadline))
     }
 
     /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
     /// deadline); the inner one is the projection's own verdict on the batch.
-    pub fn apply(
-        &mut self,
-        events: &[Event],
-    ) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
+    pub fn apply(&mut self, events: &[Event]) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
         self.store.set_epoch_deadline(deadline_ticks(self.deadline));
         let projection = self.bindings.refract_projection_projection();
-        projection
-            .call_apply(&mut self.store, events)
-            .map_err(|e| classify(e, self.deadline))
+        projection.call_apply(&mut self.store, events).map_err(|e| classify(e, self.deadline))
     }
 }
 
@@ -226,14 +180,12 @@ impl EpochTicker {
     fn start(engine: Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        std::thread::Builder::new()
-            .name("refract-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
+        std::thread::Builder::new().name("refract-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
         Ok(EpochTicker { stop })
     }
 }

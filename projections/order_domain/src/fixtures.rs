@@ -73,11 +73,7 @@ pub struct RevenueRow {
 impl RevenueRow {
     /// Reads a row of the table; an error names what is missing or of the wrong type.
     pub fn from_row(row: &Row) -> Result<RevenueRow, Error> {
-        Ok(RevenueRow {
-            day: row.get("day")?,
-            orders: row.get("orders")?,
-            revenue: row.get("revenue")?,
-        })
+        Ok(RevenueRow { day: row.get("day")?, orders: row.get("orders")?, revenue: row.get("revenue")? })
     }
 }
 
@@ -113,9 +109,7 @@ pub fn customer(n: u32) -> Uuid {
 }
 
 fn uuid(kind: u8, n: u32) -> Uuid {
-    format!("{kind:08x}-0000-4000-8000-{n:012x}")
-        .parse()
-        .expect("a well-formed UUID")
+    format!("{kind:08x}-0000-4000-8000-{n:012x}").parse().expect("a well-formed UUID")
 }
 
 /// A log being written: positions and stream versions are assigned in order.
@@ -145,28 +139,18 @@ impl Log {
     }
 
     fn created(&mut self, n: u32, customer_n: u32, at: &str) -> &mut Log {
-        let data = format!(
-            r#"{{"order_id": "{}", "customer_id": "{}"}}"#,
-            order(n),
-            customer(customer_n)
-        );
+        let data = format!(r#"{{"order_id": "{}", "customer_id": "{}"}}"#, order(n), customer(customer_n));
         self.order(n, "OrderCreated", &data, at)
     }
 
     /// `price` is the JSON number exactly as written to `events.data`.
     fn item(&mut self, n: u32, product: &str, quantity: i64, price: &str, at: &str) -> &mut Log {
-        let data =
-            format!(r#"{{"product_id": "{product}", "quantity": {quantity}, "price": {price}}}"#);
+        let data = format!(r#"{{"product_id": "{product}", "quantity": {quantity}, "price": {price}}}"#);
         self.order(n, "ItemAdded", &data, at)
     }
 
     fn removed(&mut self, n: u32, product: &str, at: &str) -> &mut Log {
-        self.order(
-            n,
-            "ItemRemoved",
-            &format!(r#"{{"product_id": "{product}"}}"#),
-            at,
-        )
+        self.order(n, "ItemRemoved", &format!(r#"{{"product_id": "{product}"}}"#), at)
     }
 
     fn confirmed(&mut self, n: u32, at: &str) -> &mut Log {
@@ -178,12 +162,7 @@ impl Log {
     }
 
     fn shipped(&mut self, n: u32, at: &str) -> &mut Log {
-        self.order(
-            n,
-            "OrderShipped",
-            r#"{"carrier": "DHL", "tracking_number": "1Z999"}"#,
-            at,
-        )
+        self.order(n, "OrderShipped", r#"{"carrier": "DHL", "tracking_number": "1Z999"}"#, at)
     }
 
     fn take(&mut self) -> Vec<Event> {
@@ -222,11 +201,7 @@ fn summary(
 
 /// An expected `revenue_by_day` row.
 fn revenue(day: &str, orders: i64, total: &str) -> RevenueRow {
-    RevenueRow {
-        day: day.parse().expect("a fixture day"),
-        orders,
-        revenue: cents(total),
-    }
+    RevenueRow { day: day.parse().expect("a fixture day"), orders, revenue: cents(total) }
 }
 
 /// The fixture `created`; its [`Fixture::rule`] says what it pins.
@@ -257,15 +232,7 @@ pub fn exact_cents() -> Fixture {
         name: "exact_cents",
         rule: "total is Σ quantity × unit price, exact to the cent: 0.30 + 0.20 + 29.97 + 10.00 + 20.00 + 9.99",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "confirmed",
-            "70.46",
-            11,
-            8,
-            "2024-05-01T09:07:00Z",
-        )],
+        order_summary: vec![summary(1, 1, "confirmed", "70.46", 11, 8, "2024-05-01T09:07:00Z")],
         revenue_by_day: vec![revenue("2024-05-01", 1, "70.46")],
     }
 }
@@ -281,15 +248,7 @@ pub fn same_product_keeps_first_price() -> Fixture {
         name: "same_product_keeps_first_price",
         rule: "ItemAdded for a product already in the order adds to its quantity and keeps the first unit price",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "confirmed",
-            "15.00",
-            3,
-            4,
-            "2024-05-01T09:03:00Z",
-        )],
+        order_summary: vec![summary(1, 1, "confirmed", "15.00", 3, 4, "2024-05-01T09:03:00Z")],
         revenue_by_day: vec![revenue("2024-05-01", 1, "15.00")],
     }
 }
@@ -307,15 +266,7 @@ pub fn item_removed_drops_the_line() -> Fixture {
         name: "item_removed_drops_the_line",
         rule: "ItemRemoved drops the whole line, all 3 of p1, not only the last quantity added",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "confirmed",
-            "1.25",
-            1,
-            6,
-            "2024-05-01T09:05:00Z",
-        )],
+        order_summary: vec![summary(1, 1, "confirmed", "1.25", 1, 6, "2024-05-01T09:05:00Z")],
         revenue_by_day: vec![revenue("2024-05-01", 1, "1.25")],
     }
 }
@@ -346,8 +297,7 @@ pub fn events_before_created_are_ignored() -> Fixture {
         .created(1, 1, "2024-05-01T09:03:00Z")
         .item(1, "p2", 2, "2.00", "2024-05-01T09:04:00Z");
     // Another order whose OrderCreated never comes.
-    log.item(2, "p1", 1, "1.00", "2024-05-01T09:05:00Z")
-        .confirmed(2, "2024-05-01T09:06:00Z");
+    log.item(2, "p1", 1, "1.00", "2024-05-01T09:05:00Z").confirmed(2, "2024-05-01T09:06:00Z");
     Fixture {
         name: "events_before_created_are_ignored",
         rule: "events of a stream before its OrderCreated are ignored, by both read models",
@@ -382,10 +332,7 @@ pub fn latest_status_wins() -> Fixture {
             summary(2, 2, "cancelled", "5.00", 1, 4, "2024-05-02T08:00:01Z"),
             summary(3, 3, "confirmed", "7.00", 1, 4, "2024-05-03T08:00:02Z"),
         ],
-        revenue_by_day: vec![
-            revenue("2024-05-01", 1, "10.00"),
-            revenue("2024-05-03", 1, "7.00"),
-        ],
+        revenue_by_day: vec![revenue("2024-05-01", 1, "10.00"), revenue("2024-05-03", 1, "7.00")],
     }
 }
 
@@ -400,12 +347,7 @@ pub fn address_and_unknown_types_are_ignored() -> Fixture {
             r#"{"address": {"street": "1 Main St", "city": "Oslo", "country": "NO"}}"#,
             "2024-05-01T09:02:00Z",
         )
-        .order(
-            1,
-            "CouponApplied",
-            r#"{"code": "X"}"#,
-            "2024-05-01T09:03:00Z",
-        );
+        .order(1, "CouponApplied", r#"{"code": "X"}"#, "2024-05-01T09:03:00Z");
     Fixture {
         name: "address_and_unknown_types_are_ignored",
         rule: "ShippingAddressUpdated and unknown types change nothing, not even version and updated_at",
@@ -428,15 +370,7 @@ pub fn second_confirmation_changes_nothing() -> Fixture {
         rule: "a second OrderConfirmed of a confirmed order changes no revenue and creates no row; \
                an ItemAdded after confirmation still adds the item",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "confirmed",
-            "25.00",
-            2,
-            5,
-            "2024-05-02T10:00:00Z",
-        )],
+        order_summary: vec![summary(1, 1, "confirmed", "25.00", 2, 5, "2024-05-02T10:00:00Z")],
         revenue_by_day: vec![revenue("2024-05-01", 1, "20.00")],
     }
 }
@@ -466,10 +400,7 @@ pub fn cancel_after_confirm() -> Fixture {
             summary(2, 2, "confirmed", "3.00", 1, 3, "2024-05-01T10:00:01Z"),
             summary(3, 1, "cancelled", "4.00", 1, 4, "2024-05-03T11:00:00Z"),
         ],
-        revenue_by_day: vec![
-            revenue("2024-05-01", 1, "3.00"),
-            revenue("2024-05-03", 0, "0.00"),
-        ],
+        revenue_by_day: vec![revenue("2024-05-01", 1, "3.00"), revenue("2024-05-03", 0, "0.00")],
     }
 }
 
@@ -491,21 +422,10 @@ pub fn utc_day_boundaries() -> Fixture {
         events: log.take(),
         order_summary: vec![
             summary(1, 1, "confirmed", "1.10", 1, 3, "2024-05-01T00:00:00Z"),
-            summary(
-                2,
-                2,
-                "confirmed",
-                "2.20",
-                1,
-                3,
-                "2024-05-01T23:59:59.999999Z",
-            ),
+            summary(2, 2, "confirmed", "2.20", 1, 3, "2024-05-01T23:59:59.999999Z"),
             summary(3, 3, "confirmed", "3.30", 1, 3, "2024-05-02T00:00:00Z"),
         ],
-        revenue_by_day: vec![
-            revenue("2024-05-01", 2, "3.30"),
-            revenue("2024-05-02", 1, "3.30"),
-        ],
+        revenue_by_day: vec![revenue("2024-05-01", 2, "3.30"), revenue("2024-05-02", 1, "3.30")],
     }
 }
 
@@ -522,19 +442,8 @@ pub fn reconfirm_after_cancel() -> Fixture {
         name: "reconfirm_after_cancel",
         rule: "a confirmation after a cancellation counts again, on its own day, with the total at that moment",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "confirmed",
-            "15.00",
-            2,
-            6,
-            "2024-05-03T10:00:00Z",
-        )],
-        revenue_by_day: vec![
-            revenue("2024-05-01", 0, "0.00"),
-            revenue("2024-05-03", 1, "15.00"),
-        ],
+        order_summary: vec![summary(1, 1, "confirmed", "15.00", 2, 6, "2024-05-03T10:00:00Z")],
+        revenue_by_day: vec![revenue("2024-05-01", 0, "0.00"), revenue("2024-05-03", 1, "15.00")],
     }
 }
 
@@ -552,15 +461,7 @@ pub fn shipped_then_cancelled() -> Fixture {
         name: "shipped_then_cancelled",
         rule: "only OrderCancelled takes an order out of revenue; a repeated cancellation changes nothing",
         events: log.take(),
-        order_summary: vec![summary(
-            1,
-            1,
-            "cancelled",
-            "8.00",
-            1,
-            7,
-            "2024-05-05T10:00:00Z",
-        )],
+        order_summary: vec![summary(1, 1, "cancelled", "8.00", 1, 7, "2024-05-05T10:00:00Z")],
         revenue_by_day: vec![revenue("2024-05-01", 0, "0.00")],
     }
 }
@@ -584,16 +485,8 @@ pub fn repeated_order_created() -> Fixture {
 /// The fixture `other_streams_are_ignored`; its [`Fixture::rule`] says what it pins.
 pub fn other_streams_are_ignored() -> Fixture {
     let mut log = Log::default();
-    let created = format!(
-        r#"{{"order_id": "{}", "customer_id": "{}"}}"#,
-        order(1),
-        customer(1)
-    );
-    for stream in [
-        format!("customer-{}", order(1)),
-        format!("orders-{}", order(1)),
-        "order".to_owned(),
-    ] {
+    let created = format!(r#"{{"order_id": "{}", "customer_id": "{}"}}"#, order(1), customer(1));
+    for stream in [format!("customer-{}", order(1)), format!("orders-{}", order(1)), "order".to_owned()] {
         log.append(&stream, "OrderCreated", &created, "2024-05-01T09:00:00Z")
             .append(
                 &stream,
@@ -617,12 +510,7 @@ pub fn other_streams_are_ignored() -> Fixture {
 pub fn wrong_shape() -> Vec<Event> {
     let mut log = Log::default();
     log.created(1, 1, "2024-05-01T09:00:00Z")
-        .order(
-            1,
-            "ItemAdded",
-            r#"{"product_id": "p1", "quantity": "two", "price": 1.00}"#,
-            "2024-05-01T09:01:00Z",
-        )
+        .order(1, "ItemAdded", r#"{"product_id": "p1", "quantity": "two", "price": 1.00}"#, "2024-05-01T09:01:00Z")
         .confirmed(1, "2024-05-01T09:02:00Z");
     log.take()
 }
@@ -631,7 +519,6 @@ pub fn wrong_shape() -> Vec<Event> {
 /// applying it must fail with an error naming that event.
 pub fn fraction_of_a_cent() -> Vec<Event> {
     let mut log = Log::default();
-    log.created(1, 1, "2024-05-01T09:00:00Z")
-        .item(1, "p1", 1, "9.999", "2024-05-01T09:01:00Z");
+    log.created(1, 1, "2024-05-01T09:00:00Z").item(1, "p1", 1, "9.999", "2024-05-01T09:01:00Z");
     log.take()
 }

@@ -10,7 +10,7 @@ pub mod fixtures;
 mod lines;
 
 pub use events::{
-    ITEM_ADDED, ITEM_REMOVED, ItemAdded, ItemRemoved, ORDER_CANCELLED, ORDER_CONFIRMED,
-    ORDER_CREATED, ORDER_SHIPPED, OrderCreated, order_id,
+    ITEM_ADDED, ITEM_REMOVED, ItemAdded, ItemRemoved, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED, ORDER_SHIPPED,
+    OrderCreated, order_id,
 };
 pub use lines::{Line, Lines};

@@ -47,19 +47,11 @@ impl Lines {
             return Err(Error::msg(format!("price {} is negative", item.price)));
         }
         let mut lines = self.clone();
-        let line = lines.0.entry(item.product_id).or_insert(Line {
-            quantity: 0,
-            unit_price: item.price,
-        });
-        line.quantity = line
-            .quantity
-            .checked_add(item.quantity)
-            .ok_or_else(|| Error::msg("the line's quantity overflows"))?;
+        let line = lines.0.entry(item.product_id).or_insert(Line { quantity: 0, unit_price: item.price });
+        line.quantity =
+            line.quantity.checked_add(item.quantity).ok_or_else(|| Error::msg("the line's quantity overflows"))?;
         if lines.total()? > MAX_TOTAL {
-            return Err(Error::msg(format!(
-                "the order's total exceeds numeric(12,2): {}",
-                lines.total()?
-            )));
+            return Err(Error::msg(format!("the order's total exceeds numeric(12,2): {}", lines.total()?)));
         }
         *self = lines;
         Ok(())
@@ -72,9 +64,9 @@ impl Lines {
 
     /// Σ quantity × unit price, exactly.
     pub fn total(&self) -> Result<Cents, Error> {
-        self.0.values().try_fold(Cents::ZERO, |total, line| {
-            total.checked_add(line.unit_price.checked_mul(line.quantity)?)
-        })
+        self.0
+            .values()
+            .try_fold(Cents::ZERO, |total, line| total.checked_add(line.unit_price.checked_mul(line.quantity)?))
     }
 
     /// Σ quantity.
@@ -88,11 +80,7 @@ mod tests {
     use super::*;
 
     fn item(product_id: &str, quantity: i64, cents: i64) -> ItemAdded {
-        ItemAdded {
-            product_id: product_id.into(),
-            quantity,
-            price: Cents::new(cents),
-        }
+        ItemAdded { product_id: product_id.into(), quantity, price: Cents::new(cents) }
     }
 
     #[test]
@@ -102,13 +90,7 @@ mod tests {
         lines.add(item("p1", 2, 700)).unwrap();
         assert_eq!(lines.total().unwrap(), Cents::new(1500));
         assert_eq!(lines.item_count(), 3);
-        assert_eq!(
-            lines.remove("p1"),
-            Some(Line {
-                quantity: 3,
-                unit_price: Cents::new(500)
-            })
-        );
+        assert_eq!(lines.remove("p1"), Some(Line { quantity: 3, unit_price: Cents::new(500) }));
         assert_eq!(lines.remove("p1"), None);
     }
 
@@ -128,15 +110,9 @@ mod tests {
         let mut lines = Lines::default();
         lines.add(item("p1", 2, 999)).unwrap();
         let value = lines.to_value().unwrap();
-        assert_eq!(
-            value,
-            Value::Json(r#"{"p1":{"quantity":2,"unit_price":"9.99"}}"#.into())
-        );
+        assert_eq!(value, Value::Json(r#"{"p1":{"quantity":2,"unit_price":"9.99"}}"#.into()));
         // As PostgreSQL returns jsonb: reformatted.
-        let row = Row::new().with(
-            "lines",
-            Value::Json(r#"{"p1": {"quantity": 2, "unit_price": "9.99"}}"#.into()),
-        );
+        let row = Row::new().with("lines", Value::Json(r#"{"p1": {"quantity": 2, "unit_price": "9.99"}}"#.into()));
         assert_eq!(Lines::read(&row, "lines").unwrap(), lines);
     }
 }

@@ -10,8 +10,8 @@
 //! `order_summary` without reading it.
 
 use order_domain::{
-    ITEM_ADDED, ITEM_REMOVED, ItemRemoved, Lines, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED,
-    ORDER_SHIPPED, OrderCreated, order_id,
+    ITEM_ADDED, ITEM_REMOVED, ItemRemoved, Lines, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED, ORDER_SHIPPED,
+    OrderCreated, order_id,
 };
 use refract_sdk::{Cents, Description, Error, Event, Key, Projection, Row, State};
 
@@ -26,14 +26,7 @@ pub struct OrderSummary;
 impl Projection for OrderSummary {
     fn describe() -> Description {
         Description::new("order_summary", env!("CARGO_PKG_VERSION"))
-            .event_types([
-                ORDER_CREATED,
-                ITEM_ADDED,
-                ITEM_REMOVED,
-                ORDER_CONFIRMED,
-                ORDER_CANCELLED,
-                ORDER_SHIPPED,
-            ])
+            .event_types([ORDER_CREATED, ITEM_ADDED, ITEM_REMOVED, ORDER_CONFIRMED, ORDER_CANCELLED, ORDER_SHIPPED])
             .categories(["order"])
             .table(
                 ORDER_SUMMARY,
@@ -47,10 +40,7 @@ impl Projection for OrderSummary {
                     updated_at timestamptz NOT NULL
                 )",
             )
-            .table(
-                ORDER_LINES,
-                "CREATE TABLE order_lines (order_id uuid PRIMARY KEY, lines jsonb NOT NULL)",
-            )
+            .table(ORDER_LINES, "CREATE TABLE order_lines (order_id uuid PRIMARY KEY, lines jsonb NOT NULL)")
     }
 
     fn apply(event: &Event, state: &mut State) -> Result<(), Error> {
@@ -60,22 +50,14 @@ impl Projection for OrderSummary {
         let key = Key::new("order_id", order_id);
         let lines_row = state.get(ORDER_LINES, key.clone())?;
         // Every handled event advances these, even one that changes nothing else.
-        let mut summary = Row::new()
-            .with("version", event.stream_version())
-            .with("updated_at", event.timestamp());
+        let mut summary = Row::new().with("version", event.stream_version()).with("updated_at", event.timestamp());
         match (event.event_type(), lines_row) {
             (ORDER_CREATED, lines_row) => {
                 let created: OrderCreated = event.data()?;
-                summary
-                    .set("customer_id", created.customer_id)
-                    .set("status", "draft");
+                summary.set("customer_id", created.customer_id).set("status", "draft");
                 // A repeated OrderCreated keeps the order's lines.
                 if lines_row.is_none() {
-                    state.put(
-                        ORDER_LINES,
-                        key.clone(),
-                        Row::new().with("lines", Lines::default().to_value()?),
-                    )?;
+                    state.put(ORDER_LINES, key.clone(), Row::new().with("lines", Lines::default().to_value()?))?;
                     summary.set("total", Cents::ZERO).set("item_count", 0);
                 }
             }
@@ -91,14 +73,8 @@ impl Projection for OrderSummary {
                     lines.remove(&removed.product_id).is_some()
                 };
                 if changed {
-                    summary
-                        .set("total", lines.total()?)
-                        .set("item_count", lines.item_count());
-                    state.put(
-                        ORDER_LINES,
-                        key.clone(),
-                        Row::new().with("lines", lines.to_value()?),
-                    )?;
+                    summary.set("total", lines.total()?).set("item_count", lines.item_count());
+                    state.put(ORDER_LINES, key.clone(), Row::new().with("lines", lines.to_value()?))?;
                 }
             }
             (event_type, Some(_)) => match status_after(event_type) {

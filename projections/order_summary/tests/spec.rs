@@ -5,12 +5,7 @@ use order_summary::{ORDER_SUMMARY, OrderSummary};
 use refract_sdk::testing::Harness;
 
 fn check(fixture: Fixture) {
-    spec::check::<OrderSummary, _>(
-        &fixture,
-        ORDER_SUMMARY,
-        &fixture.order_summary,
-        OrderSummaryRow::from_row,
-    );
+    spec::check::<OrderSummary, _>(&fixture, ORDER_SUMMARY, &fixture.order_summary, OrderSummaryRow::from_row);
 }
 
 order_domain::fixture_tests!(check);
@@ -28,14 +23,8 @@ fn a_fraction_of_a_cent_is_refused() {
 #[test]
 fn one_upsert_per_order_per_batch() {
     let mut harness = Harness::<OrderSummary>::new();
-    let ops = harness
-        .apply(fixtures::cancel_after_confirm().events)
-        .unwrap();
+    let ops = harness.apply(fixtures::cancel_after_confirm().events).unwrap();
     let summaries = ops.iter().filter(|op| op.table() == ORDER_SUMMARY).count();
     assert_eq!(summaries, 3, "{ops:#?}");
-    assert_eq!(
-        ops.len(),
-        6,
-        "one order_summary and one order_lines upsert per order: {ops:#?}"
-    );
+    assert_eq!(ops.len(), 6, "one order_summary and one order_lines upsert per order: {ops:#?}");
 }

@@ -15,8 +15,7 @@
 //! nothing here.
 
 use order_domain::{
-    ITEM_ADDED, ITEM_REMOVED, ItemRemoved, Lines, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED,
-    order_id,
+    ITEM_ADDED, ITEM_REMOVED, ItemRemoved, Lines, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED, order_id,
 };
 use refract_sdk::{Cents, Date, Description, Error, Event, Key, Projection, Row, State, Value};
 
@@ -31,13 +30,7 @@ pub struct RevenueByDay;
 impl Projection for RevenueByDay {
     fn describe() -> Description {
         Description::new("revenue_by_day", env!("CARGO_PKG_VERSION"))
-            .event_types([
-                ORDER_CREATED,
-                ITEM_ADDED,
-                ITEM_REMOVED,
-                ORDER_CONFIRMED,
-                ORDER_CANCELLED,
-            ])
+            .event_types([ORDER_CREATED, ITEM_ADDED, ITEM_REMOVED, ORDER_CONFIRMED, ORDER_CANCELLED])
             .categories(["order"])
             .table(
                 REVENUE_BY_DAY,
@@ -93,9 +86,7 @@ impl Projection for RevenueByDay {
                 let day = event.timestamp().date();
                 let total = Lines::read(&order, "lines")?.total()?;
                 count(state, day, 1, total)?;
-                Row::new()
-                    .with("counted_day", day)
-                    .with("counted_total", total)
+                Row::new().with("counted_day", day).with("counted_total", total)
             }
             ORDER_CANCELLED => {
                 let Some(day) = counted_day else {
@@ -103,9 +94,7 @@ impl Projection for RevenueByDay {
                 };
                 let total: Cents = order.get("counted_total")?;
                 count(state, day, -1, -total)?;
-                Row::new()
-                    .with("counted_day", Value::Null)
-                    .with("counted_total", Value::Null)
+                Row::new().with("counted_day", Value::Null).with("counted_total", Value::Null)
             }
             // A repeated OrderCreated or OrderConfirmed, and types not subscribed to.
             _ => return Ok(()),

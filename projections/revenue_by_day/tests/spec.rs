@@ -5,12 +5,7 @@ use refract_sdk::testing::Harness;
 use revenue_by_day::{REVENUE_BY_DAY, RevenueByDay};
 
 fn check(fixture: Fixture) {
-    spec::check::<RevenueByDay, _>(
-        &fixture,
-        REVENUE_BY_DAY,
-        &fixture.revenue_by_day,
-        RevenueRow::from_row,
-    );
+    spec::check::<RevenueByDay, _>(&fixture, REVENUE_BY_DAY, &fixture.revenue_by_day, RevenueRow::from_row);
 }
 
 order_domain::fixture_tests!(check);
@@ -28,9 +23,7 @@ fn a_fraction_of_a_cent_is_refused() {
 #[test]
 fn one_upsert_per_day_per_batch() {
     let mut harness = Harness::<RevenueByDay>::new();
-    let ops = harness
-        .apply(fixtures::cancel_after_confirm().events)
-        .unwrap();
+    let ops = harness.apply(fixtures::cancel_after_confirm().events).unwrap();
     let days = ops.iter().filter(|op| op.table() == REVENUE_BY_DAY).count();
     assert_eq!(days, 2, "{ops:#?}");
 }

@@ -34,22 +34,14 @@ impl TestDb {
                 anyhow::Ok(server)
             })
             .await?;
-        let name = format!(
-            "{PREFIX}{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{PREFIX}{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let admin = refract::db::connect(server.url()).await?;
         // template0: nobody is ever connected to it, so parallel creations cannot collide.
         admin
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))
             .await
             .with_context(|| format!("creating test database {name}"))?;
-        Ok(TestDb {
-            url: server.database_url(&name),
-            name,
-            admin_url: server.url().to_owned(),
-        })
+        Ok(TestDb { url: server.database_url(&name), name, admin_url: server.url().to_owned() })
     }
 
     /// Creates a database and applies Refract's migrations to its `public` schema.
@@ -82,9 +74,7 @@ impl Drop for TestDb {
         // do it on a thread with a runtime of its own.
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(drop_database(&admin_url, &name))
         })
         .join();
@@ -96,27 +86,17 @@ impl Drop for TestDb {
 
 async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let admin = refract::db::connect(admin_url).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
     Ok(())
 }
 
 /// Drops the test databases of processes that are gone (killed runs leave theirs behind).
 async fn drop_leftovers(admin_url: &str) -> anyhow::Result<()> {
     let admin = refract::db::connect(admin_url).await?;
-    let rows = admin
-        .query(
-            "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)",
-            &[&PREFIX],
-        )
-        .await?;
+    let rows = admin.query("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)", &[&PREFIX]).await?;
     for row in rows {
         let name: String = row.get(0);
-        let pid = name[PREFIX.len()..]
-            .split('_')
-            .next()
-            .and_then(|pid| pid.parse::<u32>().ok());
+        let pid = name[PREFIX.len()..].split('_').next().and_then(|pid| pid.parse::<u32>().ok());
         let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
             drop_database(admin_url, &name).await?;

@@ -16,17 +16,8 @@ pub struct EngineProcess {
 impl EngineProcess {
     /// Starts `bin run` against `url` with the components in `projections`, logging to `log`,
     /// with `extra` arguments appended.
-    pub fn start(
-        bin: &str,
-        url: &str,
-        projections: &Path,
-        log: &Path,
-        extra: &[&str],
-    ) -> anyhow::Result<Self> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
+    pub fn start(bin: &str, url: &str, projections: &Path, log: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let child = Command::new(bin)
             .arg("run")
             .arg("--database-url")
@@ -42,10 +33,7 @@ impl EngineProcess {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
-        Ok(EngineProcess {
-            child,
-            log: log.to_owned(),
-        })
+        Ok(EngineProcess { child, log: log.to_owned() })
     }
 
     /// Kills the process with SIGKILL: no clean-up of any kind.
@@ -65,10 +53,7 @@ impl EngineProcess {
             }
             if Instant::now() > deadline {
                 self.kill();
-                bail!(
-                    "the engine did not stop within 60 s of SIGTERM; log:\n{}",
-                    self.log()
-                );
+                bail!("the engine did not stop within 60 s of SIGTERM; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -109,11 +94,8 @@ pub fn projections_dir(components: &[&str]) -> anyhow::Result<tempfile::TempDir>
     let dir = tempfile::tempdir()?;
     for component in components {
         let path = Path::new(component);
-        let name = path
-            .file_name()
-            .context("component path has no file name")?;
-        std::fs::copy(path, dir.path().join(name))
-            .with_context(|| format!("copying {component}"))?;
+        let name = path.file_name().context("component path has no file name")?;
+        std::fs::copy(path, dir.path().join(name)).with_context(|| format!("copying {component}"))?;
     }
     Ok(dir)
 }
@@ -154,11 +136,7 @@ pub async fn wait_caught_up(
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!(
-                "not caught up after {limit:?} ({}); engine log:\n{}",
-                behind.join(", "),
-                engine.log()
-            );
+            bail!("not caught up after {limit:?} ({}); engine log:\n{}", behind.join(", "), engine.log());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -126,32 +126,20 @@ pub struct InvalidEvent {
 pub fn compute(events: impl IntoIterator<Item = RefEvent>) -> Result<Expected, InvalidEvent> {
     let mut streams: BTreeMap<String, Vec<RefEvent>> = BTreeMap::new();
     for event in events {
-        streams
-            .entry(event.stream_id.clone())
-            .or_default()
-            .push(event);
+        streams.entry(event.stream_id.clone()).or_default().push(event);
     }
     let mut expected = Expected::default();
     for (stream_id, mut events) in streams {
         events.sort_by_key(|event| event.version);
-        if let Some(pair) = events
-            .windows(2)
-            .find(|pair| pair[0].version == pair[1].version)
-        {
-            return Err(invalid(
-                &pair[1],
-                "a second event with this version in its stream",
-            ));
+        if let Some(pair) = events.windows(2).find(|pair| pair[0].version == pair[1].version) {
+            return Err(invalid(&pair[1], "a second event with this version in its stream"));
         }
-        let Some(order_id) =
-            order_id(&stream_id).map_err(|problem| invalid(&events[0], problem))?
-        else {
+        let Some(order_id) = order_id(&stream_id).map_err(|problem| invalid(&events[0], problem))? else {
             continue;
         };
         let mut order: Option<Order> = None;
         for event in &events {
-            apply(&mut order, event, &mut expected.revenue_by_day)
-                .map_err(|problem| invalid(event, problem))?;
+            apply(&mut order, event, &mut expected.revenue_by_day).map_err(|problem| invalid(event, problem))?;
         }
         if let Some(order) = order {
             expected.order_summary.insert(order_id, order.row());
@@ -163,9 +151,9 @@ pub fn compute(events: impl IntoIterator<Item = RefEvent>) -> Result<Expected, I
 /// The order id of an order stream; `None` for a stream of another category.
 fn order_id(stream_id: &str) -> Result<Option<Uuid>, String> {
     match stream_id.split_once('-') {
-        Some(("order", id)) => Uuid::parse_str(id)
-            .map(Some)
-            .map_err(|error| format!("order stream id is not `order-<uuid>`: {error}")),
+        Some(("order", id)) => {
+            Uuid::parse_str(id).map(Some).map_err(|error| format!("order stream id is not `order-<uuid>`: {error}"))
+        }
         _ => Ok(None),
     }
 }
@@ -208,10 +196,7 @@ struct Confirmation {
 impl Order {
     fn total_cents(&self) -> i64 {
         // Bounded by MAX_TOTAL_CENTS on every change of the lines.
-        self.lines
-            .values()
-            .map(|line| line.quantity * line.unit_price_cents)
-            .sum()
+        self.lines.values().map(|line| line.quantity * line.unit_price_cents).sum()
     }
 
     fn row(&self) -> OrderSummaryRow {
@@ -230,20 +215,13 @@ impl Order {
             return Err(format!("quantity {} is not > 0", item.quantity));
         }
         let price_text = item.price.get();
-        let unit_price_cents = parse_cents(price_text)
-            .map_err(|problem| format!("price `{price_text}`: {problem}"))?;
+        let unit_price_cents = parse_cents(price_text).map_err(|problem| format!("price `{price_text}`: {problem}"))?;
         if unit_price_cents < 0 {
             return Err(format!("price `{price_text}` is negative"));
         }
         // The first unit price recorded for a line stays.
-        let line = self.lines.entry(item.product_id).or_insert(Line {
-            quantity: 0,
-            unit_price_cents,
-        });
-        line.quantity = line
-            .quantity
-            .checked_add(item.quantity)
-            .ok_or("quantity overflows")?;
+        let line = self.lines.entry(item.product_id).or_insert(Line { quantity: 0, unit_price_cents });
+        line.quantity = line.quantity.checked_add(item.quantity).ok_or("quantity overflows")?;
         let total = self.lines.values().try_fold(0_i64, |total, line| {
             line.quantity
                 .checked_mul(line.unit_price_cents)
@@ -313,10 +291,8 @@ fn apply(
             "OrderConfirmed" => {
                 order.status = "confirmed";
                 if order.counted.is_none() {
-                    let confirmation = Confirmation {
-                        day: event.timestamp.date_naive(),
-                        total_cents: order.total_cents(),
-                    };
+                    let confirmation =
+                        Confirmation { day: event.timestamp.date_naive(), total_cents: order.total_cents() };
                     let row = revenue_by_day.entry(confirmation.day).or_default();
                     row.orders += 1;
                     row.revenue_cents += confirmation.total_cents;
@@ -326,9 +302,8 @@ fn apply(
             "OrderCancelled" => {
                 order.status = "cancelled";
                 if let Some(confirmation) = order.counted.take() {
-                    let row = revenue_by_day
-                        .get_mut(&confirmation.day)
-                        .expect("a counted confirmation has its day's row");
+                    let row =
+                        revenue_by_day.get_mut(&confirmation.day).expect("a counted confirmation has its day's row");
                     row.orders -= 1;
                     row.revenue_cents -= confirmation.total_cents;
                 }
@@ -352,20 +327,12 @@ fn parse_cents(text: &str) -> Result<i64, &'static str> {
         None => (false, text),
     };
     let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((mantissa, exponent)) => (
-            mantissa,
-            exponent
-                .parse::<i32>()
-                .map_err(|_| "not a decimal number")?,
-        ),
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().map_err(|_| "not a decimal number")?),
         None => (unsigned, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let is_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
-    if whole.is_empty()
-        || !is_digits(whole)
-        || !is_digits(fraction)
-        || (mantissa.contains('.') && fraction.is_empty())
+    if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) || (mantissa.contains('.') && fraction.is_empty())
     {
         return Err("not a decimal number");
     }
@@ -386,24 +353,16 @@ fn parse_cents(text: &str) -> Result<i64, &'static str> {
     if kept.is_empty() {
         return Ok(0);
     }
-    let scale = u32::try_from(shift.max(0))
-        .ok()
-        .and_then(|shift| 10_i64.checked_pow(shift));
-    let cents = kept
-        .parse::<i64>()
-        .ok()
-        .zip(scale)
-        .and_then(|(kept, scale)| kept.checked_mul(scale))
-        .ok_or("out of range")?;
+    let scale = u32::try_from(shift.max(0)).ok().and_then(|shift| 10_i64.checked_pow(shift));
+    let cents =
+        kept.parse::<i64>().ok().zip(scale).and_then(|(kept, scale)| kept.checked_mul(scale)).ok_or("out of range")?;
     Ok(if negative { -cents } else { cents })
 }
 
 /// Computes both read models from the committed events of the `events` table in `schema`.
 pub async fn expected_from_db(client: &Client, schema: &str) -> anyhow::Result<Expected> {
-    let sql = format!(
-        "SELECT stream_id, version, event_type, data::text, timestamp FROM {}",
-        qualified(schema, "events")
-    );
+    let sql =
+        format!("SELECT stream_id, version, event_type, data::text, timestamp FROM {}", qualified(schema, "events"));
     let rows = client
         .query_raw(&sql, std::iter::empty::<&str>())
         .await
@@ -440,8 +399,7 @@ pub async fn actual_from_db(client: &Client) -> anyhow::Result<Expected> {
         let summary = OrderSummaryRow {
             customer_id: row.get(1),
             status: row.get(2),
-            total_cents: cents_of_numeric(&total)
-                .with_context(|| format!("order_summary row {order_id}"))?,
+            total_cents: cents_of_numeric(&total).with_context(|| format!("order_summary row {order_id}"))?,
             item_count: row.get(4),
             version: row.get(5),
             updated_at: row.get(6),
@@ -449,24 +407,14 @@ pub async fn actual_from_db(client: &Client) -> anyhow::Result<Expected> {
         actual.order_summary.insert(order_id, summary);
     }
     let rows = client
-        .query(
-            "SELECT day, orders::bigint, revenue::text FROM revenue_by_day.revenue_by_day",
-            &[],
-        )
+        .query("SELECT day, orders::bigint, revenue::text FROM revenue_by_day.revenue_by_day", &[])
         .await
         .context("reading revenue_by_day.revenue_by_day")?;
     for row in rows {
         let day: NaiveDate = row.get(0);
         let revenue: String = row.get(2);
-        let revenue_cents =
-            cents_of_numeric(&revenue).with_context(|| format!("revenue_by_day row {day}"))?;
-        actual.revenue_by_day.insert(
-            day,
-            RevenueRow {
-                orders: row.get(1),
-                revenue_cents,
-            },
-        );
+        let revenue_cents = cents_of_numeric(&revenue).with_context(|| format!("revenue_by_day row {day}"))?;
+        actual.revenue_by_day.insert(day, RevenueRow { orders: row.get(1), revenue_cents });
     }
     Ok(actual)
 }
@@ -496,16 +444,8 @@ pub fn assert_same(expected: &Expected, actual: &Expected) {
 /// Describes how `actual` differs from `expected`; `None` when it does not.
 fn differences(expected: &Expected, actual: &Expected) -> Option<String> {
     let report: Vec<String> = [
-        diff_table(
-            "order_summary",
-            &expected.order_summary,
-            &actual.order_summary,
-        ),
-        diff_table(
-            "revenue_by_day",
-            &expected.revenue_by_day,
-            &actual.revenue_by_day,
-        ),
+        diff_table("order_summary", &expected.order_summary, &actual.order_summary),
+        diff_table("revenue_by_day", &expected.revenue_by_day, &actual.revenue_by_day),
     ]
     .into_iter()
     .flatten()
@@ -524,9 +464,9 @@ fn diff_table<K: Ord + Display, V: PartialEq + Debug>(
     for (key, want) in expected {
         match actual.get(key) {
             None => missing.push(format!("  missing {key}: expected {want:?}")),
-            Some(got) if got != want => differing.push(format!(
-                "  differs {key}:\n    expected {want:?}\n    actual   {got:?}"
-            )),
+            Some(got) if got != want => {
+                differing.push(format!("  differs {key}:\n    expected {want:?}\n    actual   {got:?}"))
+            }
             Some(_) => {}
         }
     }
@@ -552,10 +492,7 @@ fn diff_table<K: Ord + Display, V: PartialEq + Debug>(
             report.push_str(line);
         }
         if kind.len() > SHOWN_DIFFERENCES {
-            report.push_str(&format!(
-                "\n  … and {} more",
-                kind.len() - SHOWN_DIFFERENCES
-            ));
+            report.push_str(&format!("\n  … and {} more", kind.len() - SHOWN_DIFFERENCES));
         }
     }
     Some(report)
@@ -599,9 +536,7 @@ mod tests {
         events
             .iter()
             .zip(1..)
-            .map(|((event_type, data, time), version)| {
-                event(ORDER, version, event_type, data, time)
-            })
+            .map(|((event_type, data, time), version)| event(ORDER, version, event_type, data, time))
             .collect()
     }
 
@@ -610,26 +545,18 @@ mod tests {
     }
 
     fn created(time: &'static str) -> OrderEvent {
-        let data = format!(
-            r#"{{"order_id": "{}", "customer_id": "{CUSTOMER}"}}"#,
-            order_id()
-        );
+        let data = format!(r#"{{"order_id": "{}", "customer_id": "{CUSTOMER}"}}"#, order_id());
         ev("OrderCreated", &data, time)
     }
 
     /// An `ItemAdded`; `price` is the JSON number exactly as written.
     fn item(product: &str, quantity: i64, price: &str, time: &'static str) -> OrderEvent {
-        let data =
-            format!(r#"{{"product_id": "{product}", "quantity": {quantity}, "price": {price}}}"#);
+        let data = format!(r#"{{"product_id": "{product}", "quantity": {quantity}, "price": {price}}}"#);
         ev("ItemAdded", &data, time)
     }
 
     fn removed(product: &str, time: &'static str) -> OrderEvent {
-        ev(
-            "ItemRemoved",
-            &format!(r#"{{"product_id": "{product}"}}"#),
-            time,
-        )
+        ev("ItemRemoved", &format!(r#"{{"product_id": "{product}"}}"#), time)
     }
 
     fn confirmed(time: &'static str) -> OrderEvent {
@@ -650,17 +577,7 @@ mod tests {
     }
 
     fn revenue(rows: &[(&str, i64, i64)]) -> BTreeMap<NaiveDate, RevenueRow> {
-        rows.iter()
-            .map(|&(date, orders, revenue_cents)| {
-                (
-                    day(date),
-                    RevenueRow {
-                        orders,
-                        revenue_cents,
-                    },
-                )
-            })
-            .collect()
+        rows.iter().map(|&(date, orders, revenue_cents)| (day(date), RevenueRow { orders, revenue_cents })).collect()
     }
 
     const T1: &str = "2024-03-01T10:00:00Z";
@@ -708,24 +625,15 @@ mod tests {
 
     #[test]
     fn adding_an_existing_product_adds_quantity_at_the_first_price() {
-        let expected = compute_order(&[
-            created(T1),
-            item("a", 2, "5.00", T2),
-            item("a", 1, "7.25", T2),
-        ]);
+        let expected = compute_order(&[created(T1), item("a", 2, "5.00", T2), item("a", 1, "7.25", T2)]);
         let row = summary(&expected);
         assert_eq!((row.total_cents, row.item_count), (1500, 3));
     }
 
     #[test]
     fn removing_drops_the_whole_line_and_a_new_line_takes_the_new_price() {
-        let mut events = vec![
-            created(T1),
-            item("a", 2, "5", T2),
-            item("b", 1, "3.10", T2),
-            item("a", 1, "9", T2),
-            removed("a", T3),
-        ];
+        let mut events =
+            vec![created(T1), item("a", 2, "5", T2), item("b", 1, "3.10", T2), item("a", 1, "9", T2), removed("a", T3)];
         let row = summary(&compute_order(&events)).clone();
         assert_eq!((row.total_cents, row.item_count), (310, 1));
         assert_eq!((row.version, row.updated_at), (5, at(T3)));
@@ -767,11 +675,7 @@ mod tests {
         let expected = compute_order(&[
             item("a", 5, "1", T1),
             confirmed(T2),
-            ev(
-                "OrderShipped",
-                r#"{"carrier": "dhl", "tracking_number": "1"}"#,
-                T3,
-            ),
+            ev("OrderShipped", r#"{"carrier": "dhl", "tracking_number": "1"}"#, T3),
             created(T4),
             item("b", 1, "4", T5),
         ]);
@@ -792,37 +696,14 @@ mod tests {
     fn the_latest_status_event_wins() {
         let cases: [(&[(&str, &str)], &str); 4] = [
             (&[("OrderConfirmed", "{}")], "confirmed"),
-            (
-                &[("OrderConfirmed", "{}"), ("OrderShipped", "{}")],
-                "shipped",
-            ),
-            (
-                &[
-                    ("OrderShipped", "{}"),
-                    ("OrderCancelled", r#"{"reason": "x"}"#),
-                ],
-                "cancelled",
-            ),
-            (
-                &[
-                    ("OrderCancelled", r#"{"reason": "x"}"#),
-                    ("OrderConfirmed", "{}"),
-                ],
-                "confirmed",
-            ),
+            (&[("OrderConfirmed", "{}"), ("OrderShipped", "{}")], "shipped"),
+            (&[("OrderShipped", "{}"), ("OrderCancelled", r#"{"reason": "x"}"#)], "cancelled"),
+            (&[("OrderCancelled", r#"{"reason": "x"}"#), ("OrderConfirmed", "{}")], "confirmed"),
         ];
         for (status_events, status) in cases {
             let mut events = vec![created(T1)];
-            events.extend(
-                status_events
-                    .iter()
-                    .map(|&(event_type, data)| ev(event_type, data, T2)),
-            );
-            assert_eq!(
-                summary(&compute_order(&events)).status,
-                status,
-                "{events:?}"
-            );
+            events.extend(status_events.iter().map(|&(event_type, data)| ev(event_type, data, T2)));
+            assert_eq!(summary(&compute_order(&events)).status, status, "{events:?}");
         }
     }
 
@@ -861,21 +742,10 @@ mod tests {
     fn cancellations_subtract_only_their_own_order() {
         let other = "order-00000000-0000-4000-8000-000000000001";
         let other_created = format!(r#"{{"order_id": "x", "customer_id": "{CUSTOMER}"}}"#);
-        let mut events = order_events(&[
-            created(T1),
-            item("a", 1, "12.34", T1),
-            confirmed(T2),
-            cancelled(T6),
-        ]);
+        let mut events = order_events(&[created(T1), item("a", 1, "12.34", T1), confirmed(T2), cancelled(T6)]);
         events.extend([
             event(other, 1, "OrderCreated", &other_created, T1),
-            event(
-                other,
-                2,
-                "ItemAdded",
-                r#"{"product_id": "a", "quantity": 2, "price": 0.99}"#,
-                T1,
-            ),
+            event(other, 2, "ItemAdded", r#"{"product_id": "a", "quantity": 2, "price": 0.99}"#, T1),
             event(other, 3, "OrderConfirmed", "{}", T3),
         ]);
         let expected = compute(events).unwrap();
@@ -894,10 +764,7 @@ mod tests {
             confirmed(T6),
             confirmed(T7),
         ]);
-        assert_eq!(
-            expected.revenue_by_day,
-            revenue(&[("2024-03-01", 0, 0), ("2024-03-04", 1, 10001)])
-        );
+        assert_eq!(expected.revenue_by_day, revenue(&[("2024-03-01", 0, 0), ("2024-03-04", 1, 10001)]));
     }
 
     #[test]
@@ -920,11 +787,7 @@ mod tests {
             created(T1),
             item("a", 4, "0.25", T1),
             confirmed(T2),
-            ev(
-                "OrderShipped",
-                r#"{"carrier": "ups", "tracking_number": "1Z"}"#,
-                T4,
-            ),
+            ev("OrderShipped", r#"{"carrier": "ups", "tracking_number": "1Z"}"#, T4),
             confirmed(T5),
         ];
         let expected = compute_order(&events);
@@ -948,21 +811,13 @@ mod tests {
         ]);
         let row = summary(&expected);
         assert_eq!(row.customer_id.to_string(), new_customer);
-        assert_eq!(
-            (row.status.as_str(), row.total_cents, row.version),
-            ("confirmed", 300, 5)
-        );
+        assert_eq!((row.status.as_str(), row.total_cents, row.version), ("confirmed", 300, 5));
         assert_eq!(expected.revenue_by_day, revenue(&[("2024-03-01", 1, 300)]));
     }
 
     #[test]
     fn streams_are_applied_in_version_order_whatever_the_input_order() {
-        let mut events = order_events(&[
-            created(T1),
-            item("a", 1, "1", T2),
-            confirmed(T3),
-            cancelled(T4),
-        ]);
+        let mut events = order_events(&[created(T1), item("a", 1, "1", T2), confirmed(T3), cancelled(T4)]);
         events.reverse();
         let expected = compute(events).unwrap();
         let row = summary(&expected);
@@ -975,13 +830,7 @@ mod tests {
         let data = format!(r#"{{"customer_id": "{CUSTOMER}"}}"#);
         let expected = compute([
             event("customer-7", 1, "OrderCreated", &data, T1),
-            event(
-                "orders-6c0b1d5e-2f3a-4b7c-9d8e-0a1b2c3d4e5f",
-                1,
-                "OrderCreated",
-                &data,
-                T1,
-            ),
+            event("orders-6c0b1d5e-2f3a-4b7c-9d8e-0a1b2c3d4e5f", 1, "OrderCreated", &data, T1),
             event("order", 1, "OrderCreated", &data, T1),
         ])
         .unwrap();
@@ -996,14 +845,7 @@ mod tests {
             (item("a", 0, "1", T2), "quantity 0"),
             (item("a", 1, r#""1.00""#, T2), "price"),
             (item("a", 1, "-1", T2), "negative"),
-            (
-                ev(
-                    "ItemAdded",
-                    r#"{"product_id": "a", "quantity": 1.5, "price": 1}"#,
-                    T2,
-                ),
-                "data",
-            ),
+            (ev("ItemAdded", r#"{"product_id": "a", "quantity": 1.5, "price": 1}"#, T2), "data"),
             (item("a", 1, "1e10", T2), "numeric"),
             (ev("ItemRemoved", r#"{"sku": "a"}"#, T2), "product_id"),
             (ev("OrderCreated", r#"{"customer_id": "bob"}"#, T2), "data"),
@@ -1018,11 +860,8 @@ mod tests {
         let not_a_uuid = compute([event("order-42", 1, "OrderCreated", &data, T1)]).unwrap_err();
         assert!(not_a_uuid.problem.contains("order-<uuid>"), "{not_a_uuid}");
 
-        let twice = compute([
-            event(ORDER, 1, kind, &data, T1),
-            event(ORDER, 1, "OrderConfirmed", "{}", T2),
-        ])
-        .unwrap_err();
+        let twice =
+            compute([event(ORDER, 1, kind, &data, T1), event(ORDER, 1, "OrderConfirmed", "{}", T2)]).unwrap_err();
         assert!(twice.problem.contains("second event"), "{twice}");
     }
 

@@ -100,11 +100,7 @@ fn late_commits(mut commits: Vec<Commit>) -> u64 {
     commits.sort_by_key(|commit| commit.sequence);
     let mut highest_committed = i64::MIN;
     let mut late = 0;
-    for Commit {
-        positions: (lowest, highest),
-        ..
-    } in commits
-    {
+    for Commit { positions: (lowest, highest), .. } in commits {
         late += u64::from(lowest < highest_committed);
         highest_committed = highest_committed.max(highest);
     }
@@ -139,19 +135,9 @@ pub struct PlannedTransaction {
 
 /// Unit prices as JSON literals: exact decimals that binary floating point cannot hold,
 /// integers, one or two decimals, an exponent form.
-const PRICES: [&str; 11] = [
-    "9.99", "10", "0.1", "0.01", "19.90", "1234.5", "3", "0.5", "249.99", "1e1", "2.50",
-];
+const PRICES: [&str; 11] = ["9.99", "10", "0.1", "0.01", "19.90", "1234.5", "3", "0.5", "249.99", "1e1", "2.50"];
 /// Products; a small set so that orders add the same product again.
-const PRODUCTS: [&str; 7] = [
-    "sku-1",
-    "sku-2",
-    "sku-3",
-    "sku-4",
-    "gift card «été»",
-    "sku \"quoted\"",
-    "sku-7",
-];
+const PRODUCTS: [&str; 7] = ["sku-1", "sku-2", "sku-3", "sku-4", "gift card «été»", "sku \"quoted\"", "sku-7"];
 const CARRIERS: [&str; 3] = ["dhl", "ups", "posten"];
 const CUSTOMERS: usize = 25;
 /// Where the writers' clocks start: orders then spread over several UTC days.
@@ -162,14 +148,9 @@ impl Workload {
     /// writer.
     pub fn plan(&self) -> Vec<Vec<PlannedTransaction>> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let orders: Vec<Uuid> = (0..self.writers * self.orders_per_writer)
-            .map(|_| random_uuid(&mut rng))
-            .collect();
+        let orders: Vec<Uuid> = (0..self.writers * self.orders_per_writer).map(|_| random_uuid(&mut rng)).collect();
         let customers: Vec<Uuid> = (0..CUSTOMERS).map(|_| random_uuid(&mut rng)).collect();
-        let world = World {
-            orders: &orders,
-            customers: &customers,
-        };
+        let world = World { orders: &orders, customers: &customers };
         (0..self.writers)
             .map(|writer| {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
@@ -237,16 +218,13 @@ impl Workload {
         let commit_order = Arc::new(AtomicU64::new(0));
         let mut writers = JoinSet::new();
         for (writer, plan) in self.plan().into_iter().enumerate() {
-            let (client, connection) = tokio_postgres::connect(url, NoTls)
-                .await
-                .with_context(|| format!("connecting writer {writer}"))?;
+            let (client, connection) =
+                tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting writer {writer}"))?;
             tokio::spawn(connection);
             let tables = Tables::new(schema);
             let commit_order = Arc::clone(&commit_order);
             writers.spawn(async move {
-                run_writer(client, &tables, plan, &commit_order)
-                    .await
-                    .with_context(|| format!("writer {writer}"))
+                run_writer(client, &tables, plan, &commit_order).await.with_context(|| format!("writer {writer}"))
             });
         }
         let mut report = WorkloadReport::default();
@@ -279,10 +257,7 @@ fn json_string(text: &str) -> String {
 }
 
 fn item_added(product: &str, quantity: u32, price: &str) -> String {
-    format!(
-        r#"{{"product_id": {}, "quantity": {quantity}, "price": {price}}}"#,
-        json_string(product)
-    )
+    format!(r#"{{"product_id": {}, "quantity": {quantity}, "price": {price}}}"#, json_string(product))
 }
 
 fn item_removed(product: &str) -> String {
@@ -295,11 +270,7 @@ fn random_product(rng: &mut ChaCha8Rng) -> &'static str {
 
 /// An `ItemAdded` of `product`, mostly a few pieces, now and then many, at a random price.
 fn random_item(product: &str, rng: &mut ChaCha8Rng) -> String {
-    let quantity = if rng.random_bool(0.1) {
-        rng.random_range(10..=99)
-    } else {
-        rng.random_range(1..=4)
-    };
+    let quantity = if rng.random_bool(0.1) { rng.random_range(10..=99) } else { rng.random_range(1..=4) };
     item_added(product, quantity, PRICES.choose(rng).expect("prices"))
 }
 
@@ -320,13 +291,7 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
         // Steps of up to ten hours cross UTC midnights; now and then the column default.
         clock += TimeDelta::minutes(rng.random_range(1..600));
         let timestamp = (!rng.random_bool(0.1)).then_some(clock);
-        script.push(PlannedEvent {
-            stream_id: stream_id.clone(),
-            event_type,
-            data,
-            metadata: None,
-            timestamp,
-        });
+        script.push(PlannedEvent { stream_id: stream_id.clone(), event_type, data, metadata: None, timestamp });
     };
     // Events recorded before the order's creation: ignored by the read models.
     if rng.random_bool(0.05) {
@@ -336,11 +301,7 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
         push("OrderConfirmed", "{}".to_owned(), rng);
     }
     let customer = world.customers.choose(rng).expect("customers");
-    push(
-        "OrderCreated",
-        format!(r#"{{"order_id": "{order}", "customer_id": "{customer}"}}"#),
-        rng,
-    );
+    push("OrderCreated", format!(r#"{{"order_id": "{order}", "customer_id": "{customer}"}}"#), rng);
     let mut added = Vec::new();
     for _ in 0..rng.random_range(0..=5) {
         let product = random_product(rng);
@@ -366,11 +327,7 @@ fn order_script(order: Uuid, world: &World<'_>, rng: &mut ChaCha8Rng) -> Vec<Pla
         push("ShippingAddressUpdated", address.to_owned(), rng);
     }
     if rng.random_bool(0.1) {
-        push(
-            "OrderNoteAdded",
-            r#"{"note": "ring twice"}"#.to_owned(),
-            rng,
-        );
+        push("OrderNoteAdded", r#"{"note": "ring twice"}"#.to_owned(), rng);
     }
     if rng.random_bool(0.75) {
         push("OrderConfirmed", "{}".to_owned(), rng);
@@ -426,13 +383,7 @@ fn foreign_event(order: Uuid, rng: &mut ChaCha8Rng) -> PlannedEvent {
         _ => ("OrderShipped", shipped(rng)),
     };
     let timestamp = epoch() + TimeDelta::minutes(rng.random_range(0..6 * 1440));
-    PlannedEvent {
-        stream_id: order_stream(order),
-        event_type,
-        data,
-        metadata: None,
-        timestamp: Some(timestamp),
-    }
+    PlannedEvent { stream_id: order_stream(order), event_type, data, metadata: None, timestamp: Some(timestamp) }
 }
 
 /// An event of another category, which the order read models must ignore.
@@ -470,9 +421,7 @@ impl Tables {
                          coalesce($6::timestamptz, now())) \
                  RETURNING global_position"
             ),
-            bump_stream: format!(
-                "UPDATE {streams} SET version = $2, updated_at = now() WHERE stream_id = $1"
-            ),
+            bump_stream: format!("UPDATE {streams} SET version = $2, updated_at = now() WHERE stream_id = $1"),
         }
     }
 }
@@ -492,17 +441,11 @@ async fn run_writer(
         let events = planned.events.len() as u64;
         if planned.commit {
             transaction.commit().await?;
-            commits.push(Commit {
-                sequence: commit_order.fetch_add(1, Ordering::SeqCst),
-                positions,
-            });
+            commits.push(Commit { sequence: commit_order.fetch_add(1, Ordering::SeqCst), positions });
             report.committed_transactions += 1;
             report.committed_events += events;
             for event in &planned.events {
-                *report
-                    .committed_by_type
-                    .entry(event.event_type.to_owned())
-                    .or_default() += 1;
+                *report.committed_by_type.entry(event.event_type.to_owned()).or_default() += 1;
                 report.streams.insert(event.stream_id.clone());
             }
         } else {
@@ -517,49 +460,29 @@ async fn run_writer(
 /// Appends `events` as ADR-002 does, stream by stream in stream id order: a fixed lock order,
 /// so that writers sharing streams wait for each other but never deadlock. Returns the lowest
 /// and highest `global_position` taken.
-async fn append(
-    transaction: &Transaction<'_>,
-    tables: &Tables,
-    events: &[PlannedEvent],
-) -> anyhow::Result<(i64, i64)> {
+async fn append(transaction: &Transaction<'_>, tables: &Tables, events: &[PlannedEvent]) -> anyhow::Result<(i64, i64)> {
     let mut positions = (i64::MAX, i64::MIN);
     let mut by_stream: BTreeMap<&str, Vec<&PlannedEvent>> = BTreeMap::new();
     for event in events {
         by_stream.entry(&event.stream_id).or_default().push(event);
     }
     for (stream_id, events) in by_stream {
-        let category = stream_id
-            .split_once('-')
-            .map_or(stream_id, |(category, _)| category);
-        transaction
-            .execute(&tables.ensure_stream, &[&stream_id, &category])
-            .await?;
-        let mut version: i64 = transaction
-            .query_one(&tables.lock_stream, &[&stream_id])
-            .await?
-            .get(0);
+        let category = stream_id.split_once('-').map_or(stream_id, |(category, _)| category);
+        transaction.execute(&tables.ensure_stream, &[&stream_id, &category]).await?;
+        let mut version: i64 = transaction.query_one(&tables.lock_stream, &[&stream_id]).await?.get(0);
         for event in events {
             version += 1;
             let position: i64 = transaction
                 .query_one(
                     &tables.insert_event,
-                    &[
-                        &stream_id,
-                        &version,
-                        &event.event_type,
-                        &event.data,
-                        &event.metadata,
-                        &event.timestamp,
-                    ],
+                    &[&stream_id, &version, &event.event_type, &event.data, &event.metadata, &event.timestamp],
                 )
                 .await
                 .with_context(|| format!("appending {} v{version}", event.stream_id))?
                 .get(0);
             positions = (positions.0.min(position), positions.1.max(position));
         }
-        transaction
-            .execute(&tables.bump_stream, &[&stream_id, &version])
-            .await?;
+        transaction.execute(&tables.bump_stream, &[&stream_id, &version]).await?;
     }
     Ok(positions)
 }
@@ -570,27 +493,15 @@ mod tests {
     use crate::reference::{RefEvent, compute};
 
     fn small() -> Workload {
-        Workload {
-            writers: 8,
-            orders_per_writer: 30,
-            ..Workload::default()
-        }
+        Workload { writers: 8, orders_per_writer: 30, ..Workload::default() }
     }
 
     #[test]
     fn late_commits_are_those_below_an_earlier_committed_position() {
-        let commit = |sequence, positions| Commit {
-            sequence,
-            positions,
-        };
+        let commit = |sequence, positions| Commit { sequence, positions };
         // Committed in the order 3, 0, 1, 2 (by sequence): [5, 6] first, then [1, 2] and
         // [3, 3] are late, [7, 9] is not.
-        let commits = vec![
-            commit(3, (7, 9)),
-            commit(1, (1, 2)),
-            commit(0, (5, 6)),
-            commit(2, (3, 3)),
-        ];
+        let commits = vec![commit(3, (7, 9)), commit(1, (1, 2)), commit(0, (5, 6)), commit(2, (3, 3))];
         assert_eq!(late_commits(commits), 2);
         assert_eq!(late_commits(vec![commit(0, (1, 1)), commit(1, (2, 4))]), 0);
     }
@@ -608,10 +519,7 @@ mod tests {
         assert_eq!(plan.len(), 8);
         let transactions: Vec<&PlannedTransaction> = plan.iter().flatten().collect();
         let rolled_back = transactions.iter().filter(|t| !t.commit).count();
-        assert!(
-            rolled_back > 0 && rolled_back < transactions.len() / 3,
-            "{rolled_back}"
-        );
+        assert!(rolled_back > 0 && rolled_back < transactions.len() / 3, "{rolled_back}");
         assert!(transactions.iter().any(|t| t.events.len() > 1));
 
         let mut types = BTreeMap::<&str, usize>::new();
@@ -628,10 +536,7 @@ mod tests {
             "OrderShipped",
             "OrderNoteAdded",
         ] {
-            assert!(
-                types.contains_key(event_type),
-                "no {event_type} in {types:?}"
-            );
+            assert!(types.contains_key(event_type), "no {event_type} in {types:?}");
         }
         let created = plan
             .iter()
@@ -644,10 +549,7 @@ mod tests {
         let mut writers_of = BTreeMap::<&str, BTreeSet<usize>>::new();
         for (writer, transactions) in plan.iter().enumerate() {
             for event in transactions.iter().flat_map(|t| &t.events) {
-                writers_of
-                    .entry(&event.stream_id)
-                    .or_default()
-                    .insert(writer);
+                writers_of.entry(&event.stream_id).or_default().insert(writer);
             }
         }
         assert!(writers_of.values().any(|writers| writers.len() > 1));
@@ -677,10 +579,6 @@ mod tests {
             .collect();
         let expected = compute(events).unwrap();
         assert!(expected.order_summary.len() > 200);
-        assert!(
-            expected.revenue_by_day.len() >= 4,
-            "{:?}",
-            expected.revenue_by_day
-        );
+        assert!(expected.revenue_by_day.len() >= 4, "{:?}", expected.revenue_by_day);
     }
 }
