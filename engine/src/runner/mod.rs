@@ -125,7 +125,7 @@ pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiv
     tasks.spawn(publish::publish_status(config.clone(), status.clone(), shutdown.clone()));
 
     let mut coordinator =
-        Coordinator::new(LogReader::new(client, &config.store_schema), control_rx, wakeups, shutdown.clone());
+        Coordinator::new(LogReader::new(client, &config.store_schema).await?, control_rx, wakeups, shutdown.clone());
     loop {
         match coordinator.run().await {
             Ok(()) => break,
@@ -133,7 +133,10 @@ pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiv
                 tracing::warn!(%error, "reading the log failed; reconnecting");
                 tokio::time::sleep(READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200)))).await;
                 match crate::db::connect(&config.database_url).await {
-                    Ok(client) => coordinator.reconnect(LogReader::new(client, &config.store_schema)),
+                    Ok(client) => match LogReader::new(client, &config.store_schema).await {
+                        Ok(reader) => coordinator.reconnect(reader),
+                        Err(error) => tracing::warn!(%error, "cannot prepare the log reader"),
+                    },
                     Err(error) => tracing::warn!(%error, "cannot reconnect the log reader"),
                 }
             }

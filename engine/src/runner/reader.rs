@@ -64,14 +64,13 @@ impl LogReader {
         Ok(rows.into_iter().map(|row| decode(&row)).collect())
     }
 
-    /// The cursor of the last event after `after` (below `horizon`, received by `filter`)
-    /// whose stream has a higher version among `events`, if any.
+    /// The cursor of an event after `after` (below `horizon`) whose stream has a higher
+    /// version among `events`, if any.
     async fn late(
         &self,
         events: &[(Cursor, Event)],
         after: Cursor,
         horizon: i64,
-        filter: &Subscription,
     ) -> Result<Option<Cursor>, tokio_postgres::Error> {
         let mut highest: HashMap<&str, i64> = HashMap::new();
         for (_, event) in events {
@@ -81,48 +80,53 @@ impl LogReader {
         let (streams, versions): (Vec<&str>, Vec<i64>) = highest.into_iter().unzip();
         let row = self
             .client
-            .query_opt(
-                &self.late,
-                &[
-                    &streams,
-                    &versions,
-                    &after.transaction_id,
-                    &after.position,
-                    &horizon,
-                    &filter.event_types,
-                    &filter.categories,
-                ],
-            )
+            .query_opt(&self.late, &[&streams, &versions, &after.transaction_id, &after.position, &horizon])
             .await?;
         Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
     }
 
     /// A reader over `schema`'s `events`, on its own connection.
-    pub fn new(client: Client, schema: &str) -> Self {
+    pub async fn new(client: Client, schema: &str) -> Result<Self, tokio_postgres::Error> {
+        // The log is walked in cursor order on the (transaction_id, global_position) index.
+        // The planner misjudges how many rows a cursor range holds (row comparisons on xid8)
+        // and would rather collect the whole rest of the log in a bitmap and sort it, for
+        // every batch; this connection only reads the log, so those plans are switched off.
+        client.batch_execute("SET enable_bitmapscan = off; SET enable_sort = off").await?;
         let events = format!("{}.events", quote_ident(schema));
+        // Filters are applied to rows walked in cursor order on (transaction_id,
+        // global_position). `event_type || ''` keeps the planner off the event type index:
+        // combining it with the cursor range makes a bitmap over every event of those types.
         let read = format!(
             "SELECT e.transaction_id::text::bigint, e.global_position, e.stream_id::text, e.version, e.event_id,
                     e.event_type::text, e.data::text, e.metadata::text, e.timestamp
                FROM {events} e
               WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
                 AND e.transaction_id < $3::bigint::text::xid8
-                AND ($4::text[] IS NULL OR e.event_type = ANY($4))
+                AND ($4::text[] IS NULL OR (e.event_type || '') = ANY($4))
                 AND ($5::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($5))
                 AND (e.transaction_id, e.global_position) <= ($6::bigint::text::xid8, $7)
               ORDER BY e.transaction_id, e.global_position
               LIMIT $8"
         );
-        // The last event after a cursor with a lower version than a given one in its stream.
+        // An event after a cursor with a lower version than a given one in its stream (the
+        // latest of them by cursor, over each stream's highest such version; the caller asks
+        // again until there is none): one lookup per stream on the (stream_id, version) index.
+        // The ORDER BY version … LIMIT inside keeps the planner on that index, instead of a
+        // hash join or a scan of every event after the cursor. Not filtered by subscription:
+        // extending a batch over an event the projection does not receive is harmless.
         let late = format!(
-            "SELECT e.transaction_id::text::bigint, e.global_position
-               FROM {events} e
-               JOIN unnest($1::text[], $2::bigint[]) AS b(stream_id, version)
-                 ON e.stream_id = b.stream_id AND e.version < b.version
-              WHERE (e.transaction_id, e.global_position) > ($3::bigint::text::xid8, $4)
-                AND e.transaction_id < $5::bigint::text::xid8
-                AND ($6::text[] IS NULL OR e.event_type = ANY($6))
-                AND ($7::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($7))
-              ORDER BY e.transaction_id DESC, e.global_position DESC
+            "SELECT later.transaction_id, later.global_position
+               FROM unnest($1::text[], $2::bigint[]) AS b(stream_id, version)
+              CROSS JOIN LATERAL (
+                    SELECT e.transaction_id::text::bigint AS transaction_id, e.global_position
+                      FROM {events} e
+                     WHERE e.stream_id = b.stream_id AND e.version < b.version
+                       AND (e.transaction_id, e.global_position) > ($3::bigint::text::xid8, $4)
+                       AND e.transaction_id < $5::bigint::text::xid8
+                     ORDER BY e.version DESC
+                     LIMIT 1
+                   ) AS later
+              ORDER BY later.transaction_id DESC, later.global_position DESC
               LIMIT 1"
         );
         let head = format!(
@@ -130,7 +134,7 @@ impl LogReader {
               WHERE e.transaction_id < $1::bigint::text::xid8
               ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
         );
-        LogReader { client, read, late, head, reads: 0 }
+        Ok(LogReader { client, read, late, head, reads: 0 })
     }
 
     /// The visibility horizon: every transaction whose id is below it has finished, so the
@@ -167,7 +171,7 @@ impl LogReader {
             // A stream's lower version can lie beyond the cut when its transaction took its
             // id after the one that wrote the higher version: extend the batch up to it, so
             // that every stream in the batch can be put in version order.
-            while let Some(late) = self.late(&events, to, horizon, filter).await? {
+            while let Some(late) = self.late(&events, to, horizon).await? {
                 events.extend(self.read_range(to, late, horizon, filter, usize::MAX).await?);
                 to = late;
             }
