@@ -188,3 +188,50 @@ async fn status_names_the_transaction_that_holds_the_horizon_back() -> anyhow::R
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_committed_out_of_version_order_is_applied_in_version_order_across_batches() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let order = "order-5f0c1a9e-0000-4000-8000-000000000001";
+    let other = "order-5f0c1a9e-0000-4000-8000-000000000002";
+    let insert = "INSERT INTO events (stream_id, version, event_type, data) VALUES ($1, $2, $3, $4::text::jsonb)";
+    let created = r#"{"order_id": "5f0c1a9e-0000-4000-8000-000000000001", "customer_id": "5f0c1a9e-0000-4000-8000-0000000000c1"}"#;
+    let item = |product: &str| format!(r#"{{"product_id": "{product}", "quantity": 1, "price": 2.50}}"#);
+    let client = db.connect().await?;
+    client.execute(insert, &[&order, &1i64, &"OrderCreated", &created]).await?;
+
+    // The late writer takes its transaction id first (by writing another stream), then the
+    // early writer appends version 2 and commits, then the late writer appends version 3:
+    // in transaction order, version 3 comes before version 2.
+    let mut late = db.connect().await?;
+    let late_tx = late.transaction().await?;
+    late_tx.execute(insert, &[&other, &1i64, &"OrderCreated", &created.replace("01\"", "02\"")]).await?;
+    let early = db.connect().await?;
+    early.execute(insert, &[&order, &2i64, &"ItemAdded", &item("a")]).await?;
+    late_tx.execute(insert, &[&order, &3i64, &"ItemAdded", &item("b")]).await?;
+    late_tx.commit().await?;
+    let order_of_log: Vec<i64> = client
+        .query("SELECT version FROM events WHERE stream_id = $1 ORDER BY transaction_id, global_position", &[&order])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order_of_log, [1, 3, 2], "the scenario did not happen");
+
+    // Batches of three cut the log right after version 3.
+    let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
+    for name in BOTH {
+        std::fs::write(dir.path().join(format!("{name}.toml")), "batch_size = 3\n")?;
+    }
+    let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+    let row = client
+        .query_one(
+            "SELECT version, item_count FROM order_summary.order_summary WHERE order_id = $1::text::uuid",
+            &[&&order[6..]],
+        )
+        .await?;
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (3, 2));
+    Ok(())
+}
