@@ -7,6 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::Limits;
 use super::bindings::host::{self, Level};
 use super::bindings::types::ColumnValue;
+use super::determinism::BatchEnvironment;
 
 /// Reads rows of a projection's own tables for the guest's `get-row` import.
 ///
@@ -34,15 +35,21 @@ pub(crate) struct HostState {
     pub(crate) projection: String,
     pub(crate) rows: Box<dyn RowSource>,
     pub(crate) limits: StoreLimits,
+    /// The time and randomness of the batch being applied.
+    pub(crate) environment: BatchEnvironment,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl HostState {
     pub(crate) fn new(projection: String, rows: Box<dyn RowSource>, limits: &Limits) -> Self {
-        // No preopened directories, no environment, no arguments, no network (the builder
-        // grants none unless asked), stdio discarded: the guest gets WASI's shape, not its authority.
-        let wasi = WasiCtx::builder().build();
+        // No preopened directories, no environment, no arguments, no sockets, no name
+        // lookups, stdio discarded; clocks and randomness from the batch: the guest gets
+        // WASI's shape, not its authority.
+        let mut builder = WasiCtx::builder();
+        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        let environment = BatchEnvironment::install(&projection, &mut builder);
+        let wasi = builder.build();
         HostState {
             projection,
             rows,
@@ -53,6 +60,7 @@ impl HostState {
                 .memories(limits.max_memories)
                 .trap_on_grow_failure(true)
                 .build(),
+            environment,
             wasi,
             table: ResourceTable::new(),
         }

@@ -6,6 +6,7 @@
 //! have changed its in-memory state for a batch whose writes were never committed.
 
 mod bindings;
+mod determinism;
 mod host;
 mod runtime;
 

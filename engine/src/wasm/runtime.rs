@@ -145,6 +145,7 @@ pub struct Instance {
 impl Instance {
     /// Calls the guest's `describe`.
     pub fn describe(&mut self) -> Result<Description, WasmError> {
+        self.store.data().environment.start_batch(0, 0);
         self.store.set_epoch_deadline(deadline_ticks(self.deadline));
         let projection = self.bindings.refract_projection_projection();
         projection.call_describe(&mut self.store).map_err(|e| classify(e, self.deadline))
@@ -153,6 +154,8 @@ impl Instance {
     /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
     /// deadline); the inner one is the projection's own verdict on the batch.
     pub fn apply(&mut self, events: &[Event]) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
+        let (first, last) = (events.first().map_or(0, |e| e.global_position), events.last().map_or(0, |e| e.timestamp));
+        self.store.data().environment.start_batch(first, last);
         self.store.set_epoch_deadline(deadline_ticks(self.deadline));
         let projection = self.bindings.refract_projection_projection();
         projection.call_apply(&mut self.store, events).map_err(|e| classify(e, self.deadline))
