@@ -11,8 +11,6 @@ use tokio_postgres::Client;
 use refract::generate::orders::{OrderConfig, OrderGenerator};
 use refract::runner::{RunConfig, State, StatusBoard};
 
-/// The scratch database the demo creates (and drops first if it exists).
-const DEMO_DATABASE: &str = "refract_demo";
 const PROJECTIONS: [&str; 2] = ["order_summary", "revenue_by_day"];
 
 /// Arguments of `refract demo`.
@@ -30,14 +28,18 @@ pub struct Args {
     /// Stop after this many seconds of live appending (default: run until Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
+    /// The scratch database the demo creates on the server it finds (dropped first if it
+    /// exists): lowercase letters, digits and `_`.
+    #[arg(long, default_value = "refract_demo", value_parser = database_name)]
+    database: String,
 }
 
 /// Runs `refract demo`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = refract::db::discover().await?;
-    let url = server.database_url(DEMO_DATABASE);
+    let url = server.database_url(&args.database);
     println!("Refract demo: the engine on the order domain\n");
-    recreate_database(server.url()).await?;
+    recreate_database(server.url(), &args.database).await?;
     println!("  database     {url}{}", if server.is_throwaway() { " (private cluster, stopped on exit)" } else { "" });
     let mut client = refract::db::connect(&url).await?;
     refract::migrate::migrate(&mut client, "public").await?;
@@ -93,13 +95,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn recreate_database(server_url: &str) -> anyhow::Result<()> {
+fn database_name(name: &str) -> Result<String, String> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63;
+    valid.then(|| name.to_owned()).ok_or_else(|| "use 1 to 63 lowercase letters, digits and `_`".to_owned())
+}
+
+async fn recreate_database(server_url: &str, database: &str) -> anyhow::Result<()> {
     let admin = refract::db::connect(server_url).await?;
     // Two statements: a multi-statement string would run them in one (implicit) transaction,
     // where DROP/CREATE DATABASE are not allowed.
-    for sql in
-        [format!("DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"), format!("CREATE DATABASE {DEMO_DATABASE}")]
-    {
+    for sql in [format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"), format!("CREATE DATABASE {database}")] {
         admin.batch_execute(&sql).await.context("creating the demo database")?;
     }
     Ok(())
@@ -139,7 +146,7 @@ async fn print_read_models(client: &Client) -> anyhow::Result<()> {
     println!("  {:<36}  {:<10}  {:>5}  {:>10}  {:>7}  updated_at", "order_id", "status", "items", "total", "version");
     for row in client
         .query(
-            "SELECT order_id::text, status, item_count, total::text, version, updated_at
+            "SELECT order_id::text, status, item_count, total::text AS total_text, version, updated_at
                FROM order_summary.order_summary ORDER BY total DESC, order_id LIMIT 5",
             &[],
         )
@@ -209,6 +216,13 @@ async fn live(client: &mut Client, status: &StatusBoard, args: &Args) -> anyhow:
             latencies.clear();
             last_report = Instant::now();
         }
+    }
+    // Let the projections take in the last appends before stopping (bounded: a failed
+    // projection never will).
+    let last = last_position(client).await?;
+    let drain = Instant::now() + Duration::from_secs(10);
+    while progress(status).unwrap_or(0) < last && Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
