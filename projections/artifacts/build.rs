@@ -1,5 +1,10 @@
-//! Compiles every example projection to a `wasm32-wasip2` component and writes their paths
-//! to `$OUT_DIR/artifacts.rs`, which `src/lib.rs` includes.
+//! Compiles every example projection, and every hostile fixture of the sandbox tests, to a
+//! `wasm32-wasip2` component and writes their paths to `$OUT_DIR/artifacts.rs`, which
+//! `src/lib.rs` includes.
+//!
+//! The hostile fixtures are one crate, `tests/fixtures/hostile`, with one behaviour per
+//! feature: it is built once per feature and each component copied to `hostile/hostile_<feature>.wasm`
+//! (the name of the projection it describes, so that a sidecar `hostile_<feature>.toml` applies).
 //!
 //! The guests are built by a cargo of their own, with a target directory of their own
 //! (`<target>/refract-guests`) so that it does not wait for the lock of the build that
@@ -16,6 +21,26 @@ const TARGET: &str = "wasm32-wasip2";
 /// `(constant, package)` for each example projection.
 const PROJECTIONS: &[(&str, &str)] = &[("ORDER_SUMMARY", "order_summary"), ("REVENUE_BY_DAY", "revenue_by_day")];
 
+/// The package of the hostile fixtures.
+const HOSTILE_PACKAGE: &str = "hostile";
+
+/// The features of the hostile package, one misbehaving projection each.
+const HOSTILE: &[&str] = &[
+    "loop",
+    "memory",
+    "trap1000",
+    "bad_value",
+    "unknown_table",
+    "no_key",
+    "escape_drop",
+    "escape_insert",
+    "escape_set_role",
+    "escape_reset_role",
+    "wasi_io",
+    "entropy",
+    "flood",
+];
+
 /// What the guests are built from: a change to any of these rebuilds them.
 const SOURCES: &[&str] = &[
     "guest-sdk",
@@ -23,6 +48,7 @@ const SOURCES: &[&str] = &[
     "projections/order_domain",
     "projections/order_summary",
     "projections/revenue_by_day",
+    "tests/fixtures/hostile",
     "Cargo.lock",
 ];
 
@@ -37,12 +63,14 @@ fn main() {
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("refract-guests");
 
     ensure_target_installed();
-    build_guests(&root, &target_dir);
+    let packages: Vec<&str> = PROJECTIONS.iter().map(|(_, package)| *package).collect();
+    build_guests(&root, &target_dir, &packages, None);
+    let built = target_dir.join(TARGET).join("release");
 
     let mut generated = String::new();
     let mut all = String::new();
     for (constant, package) in PROJECTIONS {
-        let wasm = target_dir.join(TARGET).join("release").join(format!("{package}.wasm"));
+        let wasm = built.join(format!("{package}.wasm"));
         check_component(&wasm);
         let path = wasm.display().to_string();
         writeln!(generated, "/// The `{package}` projection, built as a component: an absolute path.").unwrap();
@@ -51,6 +79,25 @@ fn main() {
     }
     writeln!(generated, "/// Every example projection: `(package name, path of its component)`.").unwrap();
     writeln!(generated, "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}").unwrap();
+
+    // Each feature's build overwrites `hostile.wasm`: copy it away before the next one.
+    let hostile_dir = target_dir.join("hostile");
+    fs::create_dir_all(&hostile_dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", hostile_dir.display()));
+    for feature in HOSTILE {
+        build_guests(&root, &target_dir, &[HOSTILE_PACKAGE], Some(feature));
+        let wasm = hostile_dir.join(format!("{HOSTILE_PACKAGE}_{feature}.wasm"));
+        let from = built.join(format!("{HOSTILE_PACKAGE}.wasm"));
+        fs::copy(&from, &wasm).unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), wasm.display()));
+        check_component(&wasm);
+        let constant = format!("HOSTILE_{}", feature.to_ascii_uppercase());
+        let path = wasm.display().to_string();
+        writeln!(
+            generated,
+            "/// The hostile fixture `{HOSTILE_PACKAGE}_{feature}`, built as a component: an absolute path."
+        )
+        .unwrap();
+        writeln!(generated, "pub const {constant}: &str = {path:?};").unwrap();
+    }
     fs::write(out_dir.join("artifacts.rs"), generated).expect("cannot write artifacts.rs to OUT_DIR");
 }
 
@@ -81,7 +128,8 @@ fn ensure_target_installed() {
     }
 }
 
-fn build_guests(root: &Path, target_dir: &Path) {
+/// Builds `packages` for [`TARGET`], with `feature` when one is given.
+fn build_guests(root: &Path, target_dir: &Path, packages: &[&str], feature: Option<&str>) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -89,8 +137,11 @@ fn build_guests(root: &Path, target_dir: &Path) {
         .arg(root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir);
-    for (_, package) in PROJECTIONS {
+    for package in packages {
         command.args(["--package", package]);
+    }
+    if let Some(feature) = feature {
+        command.args(["--features", feature]);
     }
     command
         // Flags meant for the host build (and clippy, when it runs this script) are not
@@ -104,7 +155,10 @@ fn build_guests(root: &Path, target_dir: &Path) {
         // Cargo reads a build script's stdout for directives: keep the inner build's off it.
         .stdout(Stdio::from(std::io::stderr()));
     let status = command.status().unwrap_or_else(|error| panic!("cannot run {cargo}: {error}"));
-    assert!(status.success(), "building the example projections for {TARGET} failed ({status}); see the errors above");
+    assert!(
+        status.success(),
+        "building {packages:?} ({feature:?}) for {TARGET} failed ({status}); see the errors above"
+    );
 }
 
 /// Fails the build unless `wasm` is a WebAssembly component (not a core module).

@@ -1,0 +1,313 @@
+//! Sandbox and failure isolation (issue 10): each hostile fixture component runs beside the
+//! healthy example projections over generated orders. The healthy ones must end exactly as the
+//! independent reference model says, the hostile one must end failed with a precise message
+//! (or, for I/O attempts, get nothing), and the event log must keep every event.
+//!
+//! Tests marked `#[ignore]` state behaviour the issue asks for that the host does not have yet.
+//! Each test has a database of its own, so even an escape that succeeds harms nothing else.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use refract_projection_artifacts as artifacts;
+use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
+use refract_test_harness::TestDb;
+use refract_test_harness::engine::{EngineProcess, projections_dir, wait_caught_up};
+use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
+use tokio_postgres::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_refract");
+const HEALTHY: [&str; 2] = ["order_summary", "revenue_by_day"];
+/// A bound on a hang, not a performance expectation.
+const PATIENCE: Duration = Duration::from_secs(180);
+/// Orders generated per test: about 1,700 events, more than `trap1000` needs.
+const ORDERS: u32 = 200;
+
+fn refract(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(BIN).args(args).output()?;
+    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn generate(db: &TestDb, seed: u32) -> anyhow::Result<()> {
+    let (orders, seed) = (ORDERS.to_string(), seed.to_string());
+    refract(&["generate", "orders", "--database-url", db.url(), "--orders", &orders, "--seed", &seed])?;
+    Ok(())
+}
+
+/// The projection a component describes: its file name without `.wasm`.
+fn name_of(component: &str) -> &str {
+    Path::new(component).file_stem().and_then(|s| s.to_str()).expect("a component file name")
+}
+
+async fn event_count(client: &Client) -> anyhow::Result<i64> {
+    Ok(client.query_one("SELECT count(*) FROM public.events", &[]).await?.get(0))
+}
+
+/// The engine running `hostile` (with `sidecar` as its settings) beside the healthy projections.
+struct Scenario {
+    db: TestDb,
+    client: Client,
+    engine: EngineProcess,
+    name: String,
+    events: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    /// Generates orders in a fresh database, starts the engine and waits until the healthy
+    /// projections have caught up; asserts they are exact and that no event was lost.
+    async fn run(hostile: &str, sidecar: Option<&str>, seed: u32) -> anyhow::Result<Scenario> {
+        let db = TestDb::migrated().await?;
+        generate(&db, seed)?;
+        let client = db.connect().await?;
+        let events = event_count(&client).await?;
+        let dir = projections_dir(&[hostile, ORDER_SUMMARY, REVENUE_BY_DAY])?;
+        let name = name_of(hostile).to_owned();
+        if let Some(settings) = sidecar {
+            std::fs::write(dir.path().join(format!("{name}.toml")), settings)?;
+        }
+        let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+        wait_caught_up(&client, &HEALTHY, PATIENCE, &engine).await?;
+        let scenario = Scenario { db, client, engine, name, events, _dir: dir };
+        scenario.assert_healthy_exact().await?;
+        Ok(scenario)
+    }
+
+    /// The healthy read models equal the reference model, and the log holds every event.
+    async fn assert_healthy_exact(&self) -> anyhow::Result<()> {
+        let expected = expected_from_db(&self.client, "public").await?;
+        assert!(!expected.order_summary.is_empty(), "the test wrote no orders");
+        assert_same(&expected, &actual_from_db(&self.client).await?);
+        assert_eq!(event_count(&self.client).await?, self.events, "events lost from public.events");
+        Ok(())
+    }
+
+    /// The hostile projection's entry of `refract status --json`.
+    fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let status: serde_json::Value =
+            serde_json::from_str(&refract(&["status", "--json", "--database-url", self.db.url()])?)?;
+        let found = status["projections"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == *self.name));
+        Ok(found.cloned().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until the hostile projection's published state is `failed`; returns its last error.
+    async fn failure(&self) -> anyhow::Result<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let status = self.status()?;
+            if status["state"] == "failed" {
+                let error = status["last_error"].as_str().unwrap_or_default().to_owned();
+                assert!(!error.is_empty(), "failed without an error: {status}");
+                // The healthy projections went on beside the failed one.
+                self.assert_healthy_exact().await?;
+                return Ok(error);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} is not failed after {PATIENCE:?}: {status}; engine log:\n{}",
+                self.name,
+                self.engine.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Rows of the hostile projection's `table`.
+    async fn rows(&self, table: &str) -> anyhow::Result<i64> {
+        let sql = format!("SELECT count(*) FROM {}.{table}", self.name);
+        Ok(self.client.query_one(sql.as_str(), &[]).await?.get(0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projection_that_loops_forever_is_interrupted_at_its_deadline() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_LOOP, Some("deadline_ms = 2000\n"), 11).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("deadline of 2s"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_traps_at_its_memory_limit() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_MEMORY, Some("max_memory_mib = 64\n"), 12).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("trapped"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_at_the_1000th_event_fails_its_batch_and_names_it() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_TRAP1000, None, 13).await?;
+    let poison: i64 = run
+        .client
+        .query_one(
+            "SELECT global_position FROM events ORDER BY transaction_id, global_position OFFSET 999 LIMIT 1",
+            &[],
+        )
+        .await?
+        .get(0);
+    let error = run.failure().await?;
+    assert!(error.contains("trapped"), "{error}");
+    // A trap knows no event: the message names the batch, which must hold the poison event.
+    let range = error.rsplit_once("(batch after position ").map(|(_, r)| r.trim_end_matches(')'));
+    let (after, up_to) = range.and_then(|r| r.split_once(" up to ")).expect("a batch range in the error");
+    assert!(after.parse::<i64>()? < poison && poison <= up_to.parse::<i64>()?, "{error}; poison at {poison}");
+    // The batch rolled back: nothing at or after the poison event was written.
+    let sql = "SELECT count(*) FROM hostile_trap1000.hits WHERE position >= $1";
+    assert_eq!(run.client.query_one(sql, &[&poison]).await?.get::<_, i64>(0), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "issue 10: a trap is reported for its whole batch; the host does not yet find the event that caused it"]
+async fn a_trap_names_the_event_that_caused_it() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_TRAP1000, None, 14).await?;
+    let poison: i64 = run
+        .client
+        .query_one(
+            "SELECT global_position FROM events ORDER BY transaction_id, global_position OFFSET 999 LIMIT 1",
+            &[],
+        )
+        .await?
+        .get(0);
+    run.failure().await?;
+    assert_eq!(run.status()?["last_error_position"], poison);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_of_the_wrong_type_fails_the_projection() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_BAD_VALUE, None, 15).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("invalid input syntax for type bigint: \"x\""), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_to_an_unknown_table_fails_the_projection() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_UNKNOWN_TABLE, None, 16).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("\"elsewhere\" is not a table of this projection"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_without_a_key_fails_the_projection() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_NO_KEY, None, 17).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("key") && error.contains("empty"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+/// Runs an escape fixture and returns its failure, which must refuse the statement.
+async fn refused_escape(component: &str, seed: u32) -> anyhow::Result<Scenario> {
+    let run = Scenario::run(component, None, seed).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("permission denied") || error.contains("not allowed"), "{error}");
+    Ok(run)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_role_is_refused() -> anyhow::Result<()> {
+    refused_escape(artifacts::HOSTILE_ESCAPE_SET_ROLE, 18).await.map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_role_is_refused() -> anyhow::Result<()> {
+    refused_escape(artifacts::HOSTILE_ESCAPE_RESET_ROLE, 19).await.map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "issue 10: projections still write with the engine's role; DROP TABLE public.events would succeed"]
+async fn dropping_the_event_log_is_refused() -> anyhow::Result<()> {
+    let run = refused_escape(artifacts::HOSTILE_ESCAPE_DROP, 20).await?;
+    assert!(run.status()?["last_error"].as_str().unwrap_or_default().contains("permission denied"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "issue 10: projections still write with the engine's role; writes to other schemas succeed"]
+async fn writing_outside_its_schema_is_refused() -> anyhow::Result<()> {
+    let run = refused_escape(artifacts::HOSTILE_ESCAPE_INSERT, 21).await?;
+    assert!(run.status()?["last_error"].as_str().unwrap_or_default().contains("permission denied"));
+    let sql = "SELECT count(*) FROM public.streams WHERE stream_id = 'escaped-1'";
+    assert_eq!(run.client.query_one(sql, &[]).await?.get::<_, i64>(0), 0, "the escaped row was written");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_directories_environment_and_sockets_are_denied() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_WASI_IO, None, 22).await?;
+    wait_caught_up(&run.client, &[run.name.as_str()], PATIENCE, &run.engine).await?;
+    let rows = run.client.query("SELECT attempt, outcome FROM hostile_wasi_io.attempts ORDER BY attempt", &[]).await?;
+    let attempts: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let names: Vec<&str> = attempts.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(names, ["connect 127.0.0.1:5432", "environment", "list /", "read /etc/passwd"]);
+    for (attempt, outcome) in &attempts {
+        assert!(outcome.starts_with("denied"), "{attempt}: {outcome}");
+    }
+    Ok(())
+}
+
+/// Copies every event of `from` into the empty log of `to`, identically (ids, positions, times).
+async fn copy_events(from: &Client, to: &Client) -> anyhow::Result<()> {
+    let rows = from
+        .query(
+            "SELECT global_position, stream_id, version, event_id, event_type, data::text, metadata::text, timestamp
+               FROM events ORDER BY global_position",
+            &[],
+        )
+        .await?;
+    let insert =
+        "INSERT INTO events (global_position, stream_id, version, event_id, event_type, data, metadata, timestamp)
+                  VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7::text::jsonb, $8)";
+    for row in rows {
+        let position: i64 = row.get(0);
+        let (stream, version, id, kind): (String, i64, uuid::Uuid, String) =
+            (row.get(1), row.get(2), row.get(3), row.get(4));
+        let (data, metadata): (String, Option<String>) = (row.get(5), row.get(6));
+        let timestamp: chrono::DateTime<chrono::Utc> = row.get(7);
+        to.execute(insert, &[&position, &stream, &version, &id, &kind, &data, &metadata, &timestamp]).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clocks_and_random_numbers_are_the_same_on_every_rebuild() -> anyhow::Result<()> {
+    let first = Scenario::run(artifacts::HOSTILE_ENTROPY, None, 23).await?;
+    wait_caught_up(&first.client, &["hostile_entropy"], PATIENCE, &first.engine).await?;
+    // A second database with the very same events, projected from scratch: a rebuild.
+    let second = TestDb::migrated().await?;
+    let client = second.connect().await?;
+    copy_events(&first.client, &client).await?;
+    let dir = projections_dir(&[artifacts::HOSTILE_ENTROPY])?;
+    let engine = EngineProcess::start(BIN, second.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
+    wait_caught_up(&client, &["hostile_entropy"], PATIENCE, &engine).await?;
+    let readings = "SELECT position, wall_us, monotonic_ns, random FROM hostile_entropy.readings ORDER BY position";
+    let mut tables = Vec::new();
+    for client in [&first.client, &client] {
+        let rows = client.query(readings, &[]).await?;
+        let rows: Vec<(i64, i64, i64, String)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+        tables.push(rows);
+    }
+    assert_eq!(tables[0].len() as i64, first.events);
+    assert_eq!(tables[0], tables[1], "two rebuilds over the same events differ");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_million_operations_for_one_event_fail_the_projection() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_FLOOD, None, 24).await?;
+    let error = run.failure().await?;
+    // Refused while the result is copied out of the guest, before any of it reaches the database.
+    assert!(error.contains("too much data is being copied between the host and the guest"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
