@@ -21,11 +21,15 @@ pub struct Settings {
     pub deadline_ms: u64,
     /// Largest linear memory of the instance, in MiB.
     pub max_memory_mib: usize,
+    /// Whether the projection may return raw SQL operations. They run with the engine's own
+    /// database rights (per-projection roles are not there yet), so only a projection the
+    /// operator trusts like the engine itself may; off by default.
+    pub allow_sql: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512 }
+        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512, allow_sql: false }
     }
 }
 

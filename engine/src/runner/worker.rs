@@ -202,6 +202,15 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             }
         };
         let applied = started.elapsed();
+        if !loaded.settings.allow_sql
+            && let Some(index) = ops.iter().position(|op| matches!(op, crate::wasm::types::Op::Sql(_)))
+        {
+            let refusal = BatchFailure(format!(
+                "operation {index}: raw SQL operations are not allowed for this projection: they run with the \
+                 engine's database rights (set allow_sql = true in its settings file to trust it)"
+            ));
+            return Ok(fail_batch(ctx, name, &batch, refusal, client));
+        }
         let statements = match plan(&tables, &ops) {
             Ok(statements) => statements,
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
