@@ -198,7 +198,15 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
                         .map(|e| e.event_id.clone());
                     return Ok(fail(ctx, name, error.message, error.global_position, event_id, client));
                 }
-                Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
+                Err(error) => {
+                    let events = select(loaded, &batch).unwrap_or_else(|| batch.events.clone());
+                    return Ok(match find_poison(loaded, ctx, &tables, events).await {
+                        Some(poison) => {
+                            fail(ctx, name, poison.message, Some(poison.position), Some(poison.event_id), client)
+                        }
+                        None => fail_batch(ctx, name, &batch, error, client),
+                    });
+                }
             }
         };
         let applied = started.elapsed();
@@ -228,6 +236,40 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
     }
+}
+
+/// The event at which a guest failed, found by [`find_poison`].
+struct Poison {
+    position: i64,
+    event_id: String,
+    message: String,
+}
+
+/// Replays `events` one at a time on a fresh instance, committing nothing, to find the event
+/// at which the guest traps or overruns its deadline: a trap ends the whole batch, and the
+/// operator needs the event. `None` when the failure does not happen again that way.
+async fn find_poison(
+    loaded: &Loaded,
+    ctx: &WorkerContext,
+    tables: &Tables,
+    events: Vec<crate::wasm::types::Event>,
+) -> Option<Poison> {
+    let client = Arc::new(crate::db::connect(&ctx.database_url).await.ok()?);
+    let written = Arc::new(Mutex::new(WrittenKeys::unknown()));
+    let rows = DbRows::new(client, tokio::runtime::Handle::current(), tables.clone(), written);
+    let limits = loaded.settings.limits();
+    let guest = Guest::spawn(loaded.projector.clone(), loaded.name(), limits, Box::new(rows)).await.ok()?;
+    for event in events {
+        let (position, event_id) = (event.global_position, event.event_id.clone());
+        let single = Arc::new(Batch { from: Cursor::START, to: Cursor::START, events: vec![event], at_head: false });
+        let message = match guest.apply(single, None).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => error.message,
+            Err(error) => error.to_string(),
+        };
+        return Some(Poison { position, event_id, message });
+    }
+    None
 }
 
 /// Whether every table of the projection is empty.
