@@ -235,3 +235,28 @@ async fn a_stream_committed_out_of_version_order_is_applied_in_version_order_acr
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (3, 2));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_connections_are_reopened_and_tailing_resumes_from_the_checkpoints() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 200, 10)?;
+    let (_dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
+    let client = db.connect().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+
+    // Every connection of the engine is cut by the server, as a restart or failover would.
+    let cut: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(cut >= 4, "only {cut} engine connections were cut");
+    generate(&db, 200, 11)?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+    assert!(engine.log().contains("restarting from its checkpoint"), "{}", engine.log());
+    Ok(())
+}

@@ -121,11 +121,6 @@ impl OrderGenerator {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &OrderConfig {
-        &self.config
-    }
-
     fn schedule(&mut self, at_ms: i64, slot: usize) {
         self.sequence += 1;
         self.due.push(Reverse((at_ms, self.sequence, slot)));

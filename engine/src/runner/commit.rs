@@ -48,11 +48,11 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
 }
 
-/// Applies `statements` and moves the checkpoint of `name` from `from` to `to`, atomically.
+/// Applies `statements` and moves the checkpoint of projection `name` (whose schema has its
+/// name) from `from` to `to`, atomically.
 pub async fn commit_batch(
     client: &mut Client,
     store_schema: &str,
-    projection_schema: &str,
     name: &str,
     from: Cursor,
     to: Cursor,
@@ -60,7 +60,7 @@ pub async fn commit_batch(
 ) -> Result<(), CommitError> {
     let tx = client.transaction().await?;
     // Raw SQL operations of the guest name the projection's tables unqualified.
-    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(projection_schema))).await?;
+    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(name))).await?;
     let moved = tx
         .execute(
             &format!(

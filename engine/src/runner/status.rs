@@ -96,8 +96,10 @@ impl ProjectionStatus {
         events as f64 / RATE_WINDOW.as_secs_f64()
     }
 
-    /// Records a committed batch of `events` events ending at `checkpoint`.
+    /// Records a committed batch of `events` events ending at `checkpoint`. A committed batch
+    /// means the projection is healthy again: an error it was retrying after is cleared.
     pub fn committed(&mut self, checkpoint: Cursor, events: u64) {
+        self.last_error = None;
         let now = Instant::now();
         self.checkpoint = checkpoint;
         self.events += events;

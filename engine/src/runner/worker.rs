@@ -223,7 +223,7 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             Ok(statements) => statements,
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
         };
-        match commit_batch(&mut client, &ctx.store_schema, name, name, batch.from, batch.to, &statements).await {
+        match commit_batch(&mut client, &ctx.store_schema, name, batch.from, batch.to, &statements).await {
             Ok(()) => {}
             Err(error) if error.is_transient() => return Err(error.into()),
             Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),

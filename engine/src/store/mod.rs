@@ -35,11 +35,6 @@ pub fn category(stream_id: &str) -> &str {
     stream_id.split_once('-').map_or(stream_id, |(category, _)| category)
 }
 
-/// Checks a stream id the way an append does, without touching the database.
-pub fn validate_stream_id(stream_id: &str) -> Result<(), InvalidInput> {
-    validate::stream_id(stream_id)
-}
-
 /// Checks appends the way [`EventStore::append_all`] does, without touching the database.
 pub fn validate_requests(requests: &[AppendRequest]) -> Result<(), InvalidInput> {
     validate::requests(requests)
@@ -78,11 +73,6 @@ impl EventStore {
     /// The connection, e.g. for queries of one's own.
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// Gives the connection back.
-    pub fn into_client(self) -> Client {
-        self.client
     }
 }
 

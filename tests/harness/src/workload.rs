@@ -467,7 +467,7 @@ async fn append(transaction: &Transaction<'_>, tables: &Tables, events: &[Planne
         by_stream.entry(&event.stream_id).or_default().push(event);
     }
     for (stream_id, events) in by_stream {
-        let category = stream_id.split_once('-').map_or(stream_id, |(category, _)| category);
+        let category = refract::store::category(stream_id);
         transaction.execute(&tables.ensure_stream, &[&stream_id, &category]).await?;
         let mut version: i64 = transaction.query_one(&tables.lock_stream, &[&stream_id]).await?.get(0);
         for event in events {
