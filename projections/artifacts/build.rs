@@ -21,6 +21,9 @@ const TARGET: &str = "wasm32-wasip2";
 /// `(constant, package)` for each example projection.
 const PROJECTIONS: &[(&str, &str)] = &[("ORDER_SUMMARY", "order_summary"), ("REVENUE_BY_DAY", "revenue_by_day")];
 
+/// `(constant, package)` for each projection of `refract bench` (not among the examples of `all()`).
+const BENCH_PROJECTIONS: &[(&str, &str)] = &[("NOOP", "noop"), ("UPSERT_PER_EVENT", "upsert_per_event")];
+
 /// The package of the hostile fixtures.
 const HOSTILE_PACKAGE: &str = "hostile";
 
@@ -48,6 +51,8 @@ const SOURCES: &[&str] = &[
     "projections/order_domain",
     "projections/order_summary",
     "projections/revenue_by_day",
+    "projections/noop",
+    "projections/upsert_per_event",
     "tests/fixtures/hostile",
     "Cargo.lock",
 ];
@@ -63,19 +68,21 @@ fn main() {
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("refract-guests");
 
     ensure_target_installed();
-    let packages: Vec<&str> = PROJECTIONS.iter().map(|(_, package)| *package).collect();
+    let packages: Vec<&str> = PROJECTIONS.iter().chain(BENCH_PROJECTIONS).map(|(_, package)| *package).collect();
     build_guests(&root, &target_dir, &packages, None);
     let built = target_dir.join(TARGET).join("release");
 
     let mut generated = String::new();
     let mut all = String::new();
-    for (constant, package) in PROJECTIONS {
+    for (constant, package) in PROJECTIONS.iter().chain(BENCH_PROJECTIONS) {
         let wasm = built.join(format!("{package}.wasm"));
         check_component(&wasm);
         let path = wasm.display().to_string();
         writeln!(generated, "/// The `{package}` projection, built as a component: an absolute path.").unwrap();
         writeln!(generated, "pub const {constant}: &str = {path:?};").unwrap();
-        write!(all, "({package:?}, {constant}), ").unwrap();
+        if PROJECTIONS.contains(&(*constant, *package)) {
+            write!(all, "({package:?}, {constant}), ").unwrap();
+        }
     }
     writeln!(generated, "/// Every example projection: `(package name, path of its component)`.").unwrap();
     writeln!(generated, "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}").unwrap();

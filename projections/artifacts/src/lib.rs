@@ -1,6 +1,7 @@
-//! The example projections, and the hostile fixtures of the sandbox tests (`HOSTILE_*`, one
-//! misbehaving projection `hostile_<feature>` each, from `tests/fixtures/hostile`), built as
-//! WebAssembly components by this crate's build script.
+//! The example projections, the projections of `refract bench` (`NOOP`, `UPSERT_PER_EVENT`), and
+//! the hostile fixtures of the sandbox tests (`HOSTILE_*`, one misbehaving projection
+//! `hostile_<feature>` each, from `tests/fixtures/hostile`), built as WebAssembly components by
+//! this crate's build script.
 //!
 //! Each constant is the absolute path of a `.wasm` component, ready for the engine to load:
 //!
