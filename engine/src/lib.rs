@@ -4,6 +4,7 @@
 //! order, hands batches of events to projections compiled as WebAssembly components, and
 //! writes the read models they emit in the same transaction as each projection's checkpoint.
 
+pub mod bench;
 pub mod db;
 pub mod generate;
 pub mod migrate;

@@ -28,6 +28,8 @@ enum Command {
     Status(cli::status::Args),
     /// Scaffold a new projection crate.
     New(cli::new::Args),
+    /// Measure replay throughput against the database's own read and write rates.
+    Bench(cli::bench::Args),
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: `info`; `warn` for the demo, whose
@@ -44,7 +46,7 @@ fn init_tracing(default: &str) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" });
+    init_tracing(if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "warn" } else { "info" });
     let result = match cli.command {
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Append(args) => cli::append::run(args).await,
@@ -53,6 +55,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => cli::demo::run(args).await,
         Command::Run(args) => cli::run::run(args).await,
         Command::Status(args) => cli::status::run(args).await,
+        Command::Bench(args) => cli::bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

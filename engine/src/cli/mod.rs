@@ -1,6 +1,7 @@
 //! The `refract` command line: one module per subcommand.
 
 pub mod append;
+pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod migrate;

@@ -1,0 +1,259 @@
+//! `refract bench`: replay throughput against what PostgreSQL itself delivers on the same
+//! machine, in one run against a scratch database.
+//!
+//! The run loads a generated order log, then, `repeat` times: reads the whole log the way the
+//! engine does and nothing else (the raw read limit), upserts as many rows as `order_summary`
+//! ends with in one set-based statement (the raw write limit), and rebuilds each [`rebuild::CASES`]
+//! from zero in a child engine process. Ratios are taken inside each run; the report gives the
+//! median over runs. Optionally ([`TailSettings`]) it then measures live latency.
+
+mod engine;
+pub mod limits;
+pub mod procstat;
+pub mod rebuild;
+pub mod report;
+pub mod scratch;
+pub mod stats;
+pub mod tail;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+pub use engine::EngineSpec;
+use limits::{RawRead, RawWrite};
+use rebuild::{CASES, Rebuild, Yardsticks};
+use stats::median;
+use tail::Tail;
+
+/// Why a bench run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The server could not be reached.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// A query failed.
+    #[error("database: {}", crate::db::describe(.0))]
+    Query(#[from] tokio_postgres::Error),
+    /// The event store could not be created.
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
+    /// The log could not be loaded.
+    #[error(transparent)]
+    Load(#[from] crate::generate::LoadError),
+    /// A file or process operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The engine under measurement failed, exited or did not catch up.
+    #[error("the engine under measurement: {0}")]
+    Engine(String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// A database URL of the server to use (its database is only used to create the scratch one).
+    pub server_url: String,
+    /// The scratch database: created (dropped first if it exists) and dropped at the end.
+    pub database: String,
+    /// Keep the scratch database at the end.
+    pub keep: bool,
+    /// The event store's schema in the scratch database.
+    pub schema: String,
+    /// Events in the generated log.
+    pub events: u64,
+    /// Seed of the generated log.
+    pub seed: u64,
+    /// Runs; the report gives the median.
+    pub repeat: usize,
+    /// Events per batch for the engine and the raw read (default: the engine's).
+    pub batch_size: Option<usize>,
+    /// The `refract` binary that runs the engine under measurement.
+    pub engine_binary: PathBuf,
+    /// Live latency, after the rebuilds.
+    pub tail: Option<TailSettings>,
+}
+
+/// The live latency test.
+#[derive(Debug, Clone, Copy)]
+pub struct TailSettings {
+    /// Events per second appended.
+    pub rate: u64,
+    /// Seconds of appending.
+    pub seconds: u64,
+}
+
+/// Everything a bench run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Events in the log.
+    pub events: u64,
+    /// Seed of the log.
+    pub seed: u64,
+    /// Events per batch.
+    pub batch_size: usize,
+    /// Seconds to generate and load the log.
+    pub load_seconds: f64,
+    /// Each figure's median over the runs (each ratio the median of the runs' own ratios).
+    pub median: Run,
+    /// Every run.
+    pub runs: Vec<Run>,
+    /// Live latency, when asked for.
+    pub tail: Option<Tail>,
+}
+
+/// One run's figures: the yardsticks and the rebuilds, measured back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// The raw read limit.
+    pub raw_read: RawRead,
+    /// The raw write limit.
+    pub raw_write: RawWrite,
+    /// The rebuilds, in the order of [`CASES`].
+    pub rebuilds: Vec<Rebuild>,
+}
+
+/// The machine and server measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// CPU model, from `/proc/cpuinfo`.
+    pub cpu_model: Option<String>,
+    /// Memory, GiB.
+    pub memory_gib: Option<f64>,
+    /// PostgreSQL's `server_version`.
+    pub postgres: String,
+}
+
+/// Runs the whole bench; `progress` advances one step per measurement (see [`steps`]).
+pub async fn run(config: &BenchConfig, progress: &ProgressBar) -> Result<Report, BenchError> {
+    scratch::recreate(&config.server_url, &config.database).await?;
+    let result = measure(config, progress).await;
+    if !config.keep {
+        scratch::drop(&config.server_url, &config.database).await?;
+    }
+    result
+}
+
+/// The number of progress steps of a run of `config`.
+pub fn steps(config: &BenchConfig) -> u64 {
+    2 + config.repeat as u64 * (2 + CASES.len() as u64) + u64::from(config.tail.is_some())
+}
+
+async fn measure(config: &BenchConfig, progress: &ProgressBar) -> Result<Report, BenchError> {
+    let url = crate::db::with_database(&config.server_url, &config.database);
+    let schema = config.schema.as_str();
+    let mut client = crate::db::connect(&url).await?;
+    progress.set_message(format!("generating and loading {} events", config.events));
+    let started = Instant::now();
+    let events = scratch::fill(&mut client, schema, config.events, config.seed).await?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    progress.inc(1);
+
+    let batch_size = config.batch_size.unwrap_or_else(|| crate::runner::loader::Settings::default().batch_size);
+    let head = limits::log_head(&url, schema).await?;
+    let orders = limits::order_count(&client, schema).await?;
+    progress.set_message("warming up: one untimed read of the log");
+    limits::raw_read(&url, schema, batch_size).await?;
+    progress.inc(1);
+
+    let spec = EngineSpec { binary: &config.engine_binary, url: &url, schema, batch_size: config.batch_size };
+    let mut runs = Vec::with_capacity(config.repeat);
+    for run in 1..=config.repeat {
+        let of = format!("run {run}/{}", config.repeat);
+        progress.set_message(format!("{of}: raw read"));
+        let raw_read = limits::raw_read(&url, schema, batch_size).await?;
+        progress.inc(1);
+        progress.set_message(format!("{of}: raw write of {orders} rows"));
+        let raw_write = limits::raw_write(&mut client, orders).await?;
+        progress.inc(1);
+        let yardsticks =
+            Yardsticks { read_per_second: raw_read.events_per_second, write_per_second: raw_write.rows_per_second };
+        let mut rebuilds = Vec::with_capacity(CASES.len());
+        for case in &CASES {
+            progress.set_message(format!("{of}: rebuilding {}", case.name));
+            rebuilds.push(rebuild::rebuild(&client, &spec, case, events, head, yardsticks).await?);
+            progress.inc(1);
+        }
+        runs.push(Run { raw_read, raw_write, rebuilds });
+    }
+    let tail = match config.tail {
+        Some(settings) => {
+            progress.set_message(format!("live tail at {} events/s", settings.rate));
+            let tail = tail::tail(&mut client, &spec, head, settings.rate, settings.seconds, config.seed).await?;
+            progress.inc(1);
+            Some(tail)
+        }
+        None => None,
+    };
+    Ok(Report {
+        machine: machine(&client).await?,
+        events,
+        seed: config.seed,
+        batch_size,
+        load_seconds,
+        median: median_run(&runs),
+        runs,
+        tail,
+    })
+}
+
+/// Each figure's median over `runs` (which must not be empty).
+fn median_run(runs: &[Run]) -> Run {
+    let of = |f: &dyn Fn(&Run) -> Option<f64>| median(runs.iter().map(f));
+    let must = |f: &dyn Fn(&Run) -> f64| of(&|r| Some(f(r))).unwrap_or(f64::NAN);
+    let first = &runs[0];
+    let raw_read = RawRead {
+        events: first.raw_read.events,
+        seconds: must(&|r| r.raw_read.seconds),
+        events_per_second: must(&|r| r.raw_read.events_per_second),
+        client_cpu_seconds: of(&|r| r.raw_read.client_cpu_seconds),
+        postgres_cpu_seconds: of(&|r| r.raw_read.postgres_cpu_seconds),
+    };
+    let raw_write = RawWrite {
+        rows: first.raw_write.rows,
+        seconds: must(&|r| r.raw_write.seconds),
+        rows_per_second: must(&|r| r.raw_write.rows_per_second),
+        postgres_cpu_seconds: of(&|r| r.raw_write.postgres_cpu_seconds),
+    };
+    let rebuilds = (0..first.rebuilds.len())
+        .map(|i| {
+            let of = |f: &dyn Fn(&Rebuild) -> Option<f64>| median(runs.iter().map(|r| f(&r.rebuilds[i])));
+            let must = |f: &dyn Fn(&Rebuild) -> f64| of(&|b| Some(f(b))).unwrap_or(f64::NAN);
+            Rebuild {
+                seconds: must(&|b| b.seconds),
+                events_per_second: must(&|b| b.events_per_second),
+                ratio_to_raw_read: must(&|b| b.ratio_to_raw_read),
+                ratio_to_raw_write: of(&|b| b.ratio_to_raw_write),
+                peak_rss_mib: of(&|b| b.peak_rss_mib),
+                engine_cpu_seconds: of(&|b| b.engine_cpu_seconds),
+                postgres_cpu_seconds: of(&|b| b.postgres_cpu_seconds),
+                batch_ms_p50: of(&|b| b.batch_ms_p50),
+                batch_ms_p99: of(&|b| b.batch_ms_p99),
+                ..first.rebuilds[i].clone()
+            }
+        })
+        .collect();
+    Run { raw_read, raw_write, rebuilds }
+}
+
+async fn machine(client: &tokio_postgres::Client) -> Result<Machine, BenchError> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |text: &str, name: &str| {
+        text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_owned())
+    };
+    Ok(Machine {
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        cpu_model: field(&cpuinfo, "model name"),
+        memory_gib: field(&meminfo, "MemTotal")
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kib| kib / f64::from(1 << 20)),
+        postgres: client.query_one("SHOW server_version", &[]).await?.get(0),
+    })
+}

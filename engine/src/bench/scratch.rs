@@ -1,0 +1,69 @@
+//! The scratch database of a bench run: created empty, filled with the order domain's log.
+
+use tokio_postgres::Client;
+
+use super::BenchError;
+use crate::generate::orders::{OrderConfig, OrderGenerator};
+use crate::readmodel::quote_ident;
+
+/// Orders sampled to learn how many events an order has on average, to size a log of N events.
+const SAMPLE_ORDERS: u64 = 2_000;
+
+/// Drops `database` (if it exists) and creates it empty, over a connection to `server_url`.
+pub async fn recreate(server_url: &str, database: &str) -> Result<(), BenchError> {
+    let admin = crate::db::connect(server_url).await?;
+    // Two statements: DROP/CREATE DATABASE cannot run inside the implicit transaction of a
+    // multi-statement string.
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database))).await?;
+    admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(database))).await?;
+    Ok(())
+}
+
+/// Drops `database`, over a connection to `server_url`.
+pub async fn drop(server_url: &str, database: &str) -> Result<(), BenchError> {
+    let admin = crate::db::connect(server_url).await?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database))).await?;
+    Ok(())
+}
+
+/// The first `events` events of a generated order log for `seed` (orders interleaved by time,
+/// as a real log is; the last orders are cut off in progress), deterministic for a seed.
+pub fn order_log(events: u64, seed: u64) -> impl Iterator<Item = crate::generate::orders::GeneratedEvent> {
+    let per_order = events_per_order(OrderConfig { orders: SAMPLE_ORDERS, seed, ..OrderConfig::default() });
+    // A margin, so that the log is cut at `events` rather than running out before.
+    let orders = (events as f64 / per_order * 1.1).ceil() as u64 + 1;
+    OrderGenerator::new(OrderConfig { orders, seed, ..OrderConfig::default() }).take(events as usize)
+}
+
+/// Average events per order of the orders `sample` generates.
+pub fn events_per_order(sample: OrderConfig) -> f64 {
+    let orders = sample.orders.max(1) as f64;
+    OrderGenerator::new(sample).count() as f64 / orders
+}
+
+/// Migrates `schema`, loads [`order_log`] into it and leaves the tables vacuumed and analysed
+/// (hint bits set and statistics fresh, so that the first reader measured does not pay for
+/// them). Returns the number of events loaded.
+pub async fn fill(client: &mut Client, schema: &str, events: u64, seed: u64) -> Result<u64, BenchError> {
+    crate::migrate::migrate(client, schema).await?;
+    let loaded = crate::generate::load(client, schema, order_log(events, seed)).await?;
+    let schema = quote_ident(schema);
+    client.batch_execute(&format!("VACUUM (ANALYZE) {schema}.events, {schema}.streams")).await?;
+    Ok(loaded.events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order_log;
+
+    #[test]
+    fn the_log_has_exactly_the_events_asked_for_and_depends_only_on_the_seed() {
+        let first: Vec<_> = order_log(3_000, 7).collect();
+        assert_eq!(first.len(), 3_000);
+        assert_eq!(first, order_log(3_000, 7).collect::<Vec<_>>());
+        assert_ne!(first, order_log(3_000, 8).collect::<Vec<_>>());
+        // Interleaved: the first hundred events belong to more than one stream.
+        let streams: std::collections::HashSet<_> = first[..100].iter().map(|e| &e.stream_id).collect();
+        assert!(streams.len() > 1);
+    }
+}
