@@ -1,6 +1,7 @@
 //! The `refract` binary.
 
 mod cli;
+mod config;
 
 use clap::{Parser, Subcommand};
 
@@ -8,6 +9,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "refract", version, about)]
 struct Cli {
+    /// Log format on stderr: `text` for people, `json` for log pipelines (one object a line).
+    #[arg(long, global = true, env = "REFRACT_LOG_FORMAT", value_enum, default_value_t = config::LogFormat::Text)]
+    log_format: config::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,42 +30,68 @@ enum Command {
     Run(cli::run::Args),
     /// Show where each projection stands.
     Status(cli::status::Args),
+    /// Resume a failed projection in the running engine, from its checkpoint.
+    Retry(cli::retry::Args),
     /// Scaffold a new projection crate.
     New(cli::new::Args),
     /// Measure replay throughput against the database's own read and write rates.
     Bench(cli::bench::Args),
+    /// Rebuild a projection from zero beside the live one and swap it in; or, with --until
+    /// and --into, build its read model as it was at a point in time.
+    Rebuild(cli::rebuild::Args),
+    /// Remove a projection's read models, versions, checkpoints and status.
+    Drop(cli::drop::Args),
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: `info`; `warn` for the demo, whose
-/// output is for a person to read).
-fn init_tracing(default: &str) {
+/// output is for a person to read), as text or as JSON lines that carry their span (a
+/// projection's name and version).
+fn init_tracing(default: &str, format: config::LogFormat) {
     use tracing_subscriber::EnvFilter;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        config::LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_tracing(if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "warn" } else { "info" });
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `refract run` may take its log format from its config file: its settings are resolved
+    // before logging starts.
+    let mut run_settings = None;
+    if let (Command::Run(args), Some(matches)) = (&cli.command, matches.subcommand_matches("run")) {
+        match cli::run::Settings::resolve(args, cli.log_format, matches) {
+            Ok(settings) => run_settings = Some(settings),
+            Err(err) => return fail(&err),
+        }
+    }
+    let log_format = run_settings.as_ref().map_or(cli.log_format, |s| s.log_format);
+    init_tracing(if matches!(cli.command, Command::Demo(_) | Command::Bench(_)) { "warn" } else { "info" }, log_format);
     let result = match cli.command {
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Append(args) => cli::append::run(args).await,
         Command::Generate(args) => cli::generate::run(args).await,
         Command::New(args) => cli::new::run(args).await,
         Command::Demo(args) => cli::demo::run(args).await,
-        Command::Run(args) => cli::run::run(args).await,
+        Command::Run(_) => cli::run::run(run_settings.take().expect("resolved before logging started")).await,
         Command::Status(args) => cli::status::run(args).await,
+        Command::Retry(args) => cli::retry::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
+        Command::Rebuild(args) => cli::rebuild::run(args).await,
+        Command::Drop(args) => cli::drop::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(err) => fail(&err),
     }
+}
+
+fn fail(err: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {err:#}");
+    std::process::ExitCode::FAILURE
 }

@@ -116,6 +116,7 @@ pub const MIGRATIONS: &[Migration] = embedded![
     "0004_dead_letters",
     "0005_notify_on_append",
     "0010_engine",
+    "0011_versions",
 ];
 
 /// The four leading digits of a file stem `NNNN_name`; a malformed stem fails the build.

@@ -24,6 +24,9 @@ const PROJECTIONS: &[(&str, &str)] = &[("ORDER_SUMMARY", "order_summary"), ("REV
 /// `(constant, package)` for each projection of `refract bench` (not among the examples of `all()`).
 const BENCH_PROJECTIONS: &[(&str, &str)] = &[("NOOP", "noop"), ("UPSERT_PER_EVENT", "upsert_per_event")];
 
+/// The package of version 2 of order_summary, a fixture of the hot-reload tests.
+const SUMMARY_V2_PACKAGE: &str = "order_summary_v2";
+
 /// The package of the hostile fixtures.
 const HOSTILE_PACKAGE: &str = "hostile";
 
@@ -42,6 +45,8 @@ const HOSTILE: &[&str] = &[
     "wasi_io",
     "entropy",
     "flood",
+    "unknown_import",
+    "contract_0_2",
 ];
 
 /// What the guests are built from: a change to any of these rebuilds them.
@@ -54,6 +59,7 @@ const SOURCES: &[&str] = &[
     "projections/noop",
     "projections/upsert_per_event",
     "tests/fixtures/hostile",
+    "tests/fixtures/summary_v2",
     "Cargo.lock",
 ];
 
@@ -72,11 +78,22 @@ fn main() {
     build_guests(&root, &target_dir, &packages, None);
     let built = target_dir.join(TARGET).join("release");
 
+    // Later builds in this script may overwrite what cargo put in `built` (a guest that
+    // depends on an example rebuilds it with other features): the components are copied
+    // out of it as soon as they are built.
+    let components = target_dir.join("components");
+    fs::create_dir_all(&components).unwrap_or_else(|e| panic!("cannot create {}: {e}", components.display()));
+    let keep = |package: &str| {
+        let (from, to) = (built.join(format!("{package}.wasm")), components.join(format!("{package}.wasm")));
+        fs::copy(&from, &to).unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", from.display(), to.display()));
+        check_component(&to);
+        to
+    };
+
     let mut generated = String::new();
     let mut all = String::new();
     for (constant, package) in PROJECTIONS.iter().chain(BENCH_PROJECTIONS) {
-        let wasm = built.join(format!("{package}.wasm"));
-        check_component(&wasm);
+        let wasm = keep(package);
         let path = wasm.display().to_string();
         writeln!(generated, "/// The `{package}` projection, built as a component: an absolute path.").unwrap();
         writeln!(generated, "pub const {constant}: &str = {path:?};").unwrap();
@@ -86,6 +103,13 @@ fn main() {
     }
     writeln!(generated, "/// Every example projection: `(package name, path of its component)`.").unwrap();
     writeln!(generated, "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}").unwrap();
+
+    // Version 2 of order_summary (for the hot-reload tests) is built on its own: built with
+    // order_summary, that crate's `component` feature would be on and both would export.
+    build_guests(&root, &target_dir, &[SUMMARY_V2_PACKAGE], None);
+    let wasm = keep(SUMMARY_V2_PACKAGE);
+    writeln!(generated, "/// Version 2 of `order_summary` (one more column), for the hot-reload tests.").unwrap();
+    writeln!(generated, "pub const ORDER_SUMMARY_V2: &str = {:?};", wasm.display().to_string()).unwrap();
 
     // Each feature's build overwrites `hostile.wasm`: copy it away before the next one.
     let hostile_dir = target_dir.join("hostile");

@@ -3,9 +3,12 @@
 pub mod append;
 pub mod bench;
 pub mod demo;
+pub mod drop;
 pub mod generate;
 pub mod migrate;
 pub mod new;
+pub mod rebuild;
+pub mod retry;
 pub mod run;
 pub mod status;
 

@@ -53,10 +53,21 @@ fn table(report: &Report) -> String {
             (Some(e), None, _) => e.clone(),
             (None, ..) => "-".to_owned(),
         };
+        let (name, state) = match &p.building_for {
+            Some(live) => {
+                let done = if p.head > 0 { 100.0 * p.checkpoint as f64 / p.head as f64 } else { 100.0 };
+                let eta = p.eta_seconds.map_or_else(String::new, |s| format!(", ETA {s:.0} s"));
+                (format!("  └ {}", p.name), format!("{} {done:.0}%{eta}: rebuilding {live}", p.state))
+            }
+            None => (p.name.clone(), p.state.clone()),
+        };
         out.push_str(&format!(
             "{:<24} {:<22} {:<14} {:>12} {:>10} {:>10.0}  {}\n",
-            p.name, version, p.state, p.checkpoint, p.lag, p.events_per_second, error
+            name, version, state, p.checkpoint, p.lag, p.events_per_second, error
         ));
+        if let Some(notice) = &p.notice {
+            out.push_str(&format!("{:<24} note: {notice}\n", ""));
+        }
     }
     if report.projections.is_empty() {
         out.push_str("(no projections installed)\n");

@@ -48,8 +48,8 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
 }
 
-/// Applies `statements` and moves the checkpoint of projection `name` (whose schema has its
-/// name) from `from` to `to`, atomically.
+/// Applies `statements` and moves the checkpoint of the projection version whose schema is
+/// `name` (also its checkpoint key) from `from` to `to`, atomically.
 pub async fn commit_batch(
     client: &mut Client,
     store_schema: &str,
@@ -79,16 +79,21 @@ pub async fn commit_batch(
     Ok(())
 }
 
-/// The committed checkpoint of `name`, read back from the database.
-pub async fn read_checkpoint(client: &Client, store_schema: &str, name: &str) -> Result<Cursor, tokio_postgres::Error> {
+/// The committed checkpoint under `key` (a version's schema), read back from the database;
+/// `None` when the version has none (it was replaced or dropped).
+pub async fn read_checkpoint(
+    client: &Client,
+    store_schema: &str,
+    key: &str,
+) -> Result<Option<Cursor>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
                 "SELECT transaction_id::text::bigint, position FROM {}.checkpoints WHERE projection_name = $1",
                 quote_ident(store_schema)
             ),
-            &[&name],
+            &[&key],
         )
         .await?;
-    Ok(row.map_or(Cursor::START, |r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
 }

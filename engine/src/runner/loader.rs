@@ -25,11 +25,41 @@ pub struct Settings {
     /// database rights (per-projection roles are not there yet), so only a projection the
     /// operator trusts like the engine itself may; off by default.
     pub allow_sql: bool,
+    /// Whether a version replaced by a newer one (hot reload or rebuild) keeps its schema,
+    /// for comparison or rollback, until `refract drop`; off by default: it is dropped.
+    pub keep_replaced: bool,
+    /// Most MiB the guest may return for one batch (its operations, as they are copied out of
+    /// the guest) or pass to the host in one call; a guest returning more fails its batch.
+    pub max_result_mib: usize,
+    /// What to do with an event the guest fails on (an error naming it, a trap, a deadline,
+    /// memory exhausted): `stop` (the default) or `skip` it into `dead_letters`.
+    pub on_error: OnError,
+}
+
+/// A projection's error policy (the `on_error` setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// The projection stops at the event: state `failed`, the status names the event and the
+    /// error, until `refract retry` or a restart.
+    #[default]
+    Stop,
+    /// The event and the error go to the `dead_letters` table, in the transaction of the batch
+    /// applied without it; the projection goes on.
+    Skip,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { batch_size: 5_000, deadline_ms: 30_000, max_memory_mib: 512, allow_sql: false }
+        Settings {
+            batch_size: 5_000,
+            deadline_ms: 30_000,
+            max_memory_mib: 512,
+            allow_sql: false,
+            keep_replaced: false,
+            max_result_mib: 64,
+            on_error: OnError::Stop,
+        }
     }
 }
 
@@ -39,6 +69,7 @@ impl Settings {
         crate::wasm::Limits {
             call_deadline: Duration::from_millis(self.deadline_ms),
             max_memory_bytes: self.max_memory_mib << 20,
+            max_result_bytes: self.max_result_mib << 20,
             ..Default::default()
         }
     }
@@ -81,7 +112,7 @@ pub enum LoadError {
     },
     /// The component describes itself with a name that cannot be a schema name.
     #[error(
-        "{path}: projection name {name:?} is invalid: use 1 to 63 lowercase letters, digits and `_`, starting with a letter"
+        "{path}: projection name {name:?} is invalid: use 1 to 48 lowercase letters, digits and single `_`s, starting with a letter"
     )]
     Name {
         /// The component file.
@@ -164,12 +195,14 @@ fn read_settings(path: &Path) -> Result<Settings, LoadError> {
     }
 }
 
-/// A projection name is also a schema name: `[a-z][a-z0-9_]{0,62}`.
+/// A projection name is also a schema name, and its versions' schemas are `<name>__<n>`:
+/// `[a-z][a-z0-9_]{0,47}` without `__`.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
+        && name.len() <= 48
+        && !name.contains("__")
 }
 
 #[cfg(test)]
@@ -181,7 +214,7 @@ mod tests {
         for ok in ["order_summary", "a", "v2_orders"] {
             assert!(valid_name(ok), "{ok}");
         }
-        for bad in ["", "Order", "2orders", "order-summary", "public\"", &"a".repeat(64)] {
+        for bad in ["", "Order", "2orders", "order-summary", "public\"", "order__2", &"a".repeat(49)] {
             assert!(!valid_name(bad), "{bad}");
         }
     }
@@ -190,5 +223,7 @@ mod tests {
     fn settings_refuse_unknown_keys() {
         assert!(toml::from_str::<Settings>("batch_size = 100").is_ok());
         assert!(toml::from_str::<Settings>("batchsize = 100").is_err());
+        assert_eq!(toml::from_str::<Settings>("on_error = \"skip\"").map(|s| s.on_error).ok(), Some(OnError::Skip));
+        assert!(toml::from_str::<Settings>("on_error = \"ignore\"").is_err());
     }
 }

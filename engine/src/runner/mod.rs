@@ -17,16 +17,19 @@
 pub mod commit;
 pub mod coordinator;
 pub mod cursor;
+pub mod deploy;
 mod guest;
 pub mod install;
 pub mod loader;
+mod poison;
 mod publish;
 pub mod reader;
 pub mod report;
+pub mod retry;
 mod rows;
 pub mod status;
 pub mod subscription;
-mod worker;
+pub mod worker;
 mod written;
 
 use std::path::PathBuf;
@@ -56,6 +59,11 @@ pub struct RunConfig {
     pub poll_interval: Duration,
     /// Whether to LISTEN for the event store's notifications (otherwise: polling only).
     pub notify: bool,
+    /// Where compiled components are cached by content hash, so that a restart or a reload
+    /// does not compile an unchanged component again; `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Where to serve `/healthz`, `/status`, `/metrics` and the status page; `None`: nowhere.
+    pub http: Option<crate::http::Listener>,
 }
 
 /// Why the engine could not run.
@@ -81,71 +89,118 @@ pub enum RunError {
 /// The longest wait between attempts to reconnect the log reader.
 const READER_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Runs every projection in `config.projections_dir` until `shutdown` becomes `true`.
+/// Runs every projection in `config.projections_dir` until `shutdown` becomes `true`,
+/// watching the directory for new, changed and removed components (see [`deploy`]).
 /// Components that fail to load are reported and skipped; the others run.
 pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
-    let mut client = crate::db::connect(&config.database_url).await?;
-    crate::migrate::migrate(&mut client, &config.store_schema).await?;
-    let runtime = crate::wasm::Runtime::new()?;
-
-    let (control, control_rx) = mpsc::unbounded_channel();
-    let wakeups = Wakeups {
-        notified: Arc::new(Notify::new()),
-        capacity: Arc::new(Notify::new()),
-        poll_interval: config.poll_interval,
-    };
-    let ctx = WorkerContext {
-        database_url: config.database_url.clone(),
-        store_schema: config.store_schema.clone(),
-        control,
-        capacity: wakeups.capacity.clone(),
-        status: status.clone(),
-        shutdown: shutdown.clone(),
-    };
-    // Every component is compiled before any worker starts, so that projections starting
-    // from the same checkpoint join the coordinator together and share their reads.
-    let mut loaded = Vec::new();
-    for path in loader::components_in(&config.projections_dir)? {
-        match loader::load(&runtime, &path) {
-            Ok(projection) => {
-                tracing::info!(projection = %projection.name(), version = %projection.description.version, path = %path.display(), "loaded");
-                loaded.push(projection);
-            }
-            Err(error) => tracing::error!(%error, "component refused"),
-        }
-    }
+    let runtime = crate::wasm::Runtime::with_cache(config.cache_dir.as_deref())?;
+    let (engine, switched) = Engine::start(&config, status.clone(), shutdown.clone()).await?;
+    let mut deployer =
+        deploy::Deployer::new(runtime, config.projections_dir.clone(), engine.ctx.clone(), switched);
+    deployer.start().await?;
     let mut tasks = JoinSet::new();
-    for projection in loaded {
-        tasks.spawn(worker::run(projection, ctx.clone()));
+    tasks.spawn(deployer.run(shutdown.clone()));
+    if let Some(listener) = config.http.clone() {
+        tasks.spawn(crate::http::serve(listener, config.clone(), status.clone(), shutdown.clone()));
     }
-    drop(ctx);
-    if config.notify {
-        tasks.spawn(publish::listen(config.clone(), wakeups.notified.clone(), shutdown.clone()));
-    }
-    tasks.spawn(publish::publish_status(config.clone(), status.clone(), shutdown.clone()));
-
-    let mut coordinator =
-        Coordinator::new(LogReader::new(client, &config.store_schema).await?, control_rx, wakeups, shutdown.clone());
-    loop {
-        match coordinator.run().await {
-            Ok(()) => break,
-            Err(error) => {
-                tracing::warn!(%error, "reading the log failed; reconnecting");
-                tokio::time::sleep(READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200)))).await;
-                match crate::db::connect(&config.database_url).await {
-                    Ok(client) => match LogReader::new(client, &config.store_schema).await {
-                        Ok(reader) => coordinator.reconnect(reader),
-                        Err(error) => tracing::warn!(%error, "cannot prepare the log reader"),
-                    },
-                    Err(error) => tracing::warn!(%error, "cannot reconnect the log reader"),
-                }
-            }
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-    }
-    tracing::info!(reads = coordinator.reads(), "log reader stopped");
+    engine.read_log(&config, shutdown).await;
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Runs one worker of `loaded` in `mode` (a rebuild, or a point-in-time build) with a log
+/// reader of its own, until the worker's work is done or `shutdown`. Progress shows in
+/// `status` and, through the status table, in `refract status`.
+pub async fn build(
+    config: RunConfig,
+    loaded: loader::Loaded,
+    mode: worker::Mode,
+    status: StatusBoard,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let (stop, stopped) = watch::channel(false);
+    let (engine, _switched) = Engine::start(&config, status, stopped.clone()).await?;
+    let mut outer = shutdown.clone();
+    let ctx = WorkerContext { shutdown: shutdown.clone(), ..engine.ctx.clone() };
+    let worker = tokio::spawn(worker::run(loaded, ctx, mode));
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = worker => {}
+            _ = outer.wait_for(|stop| *stop) => {}
+        }
+        let _ = stop.send(true);
+    });
+    engine.read_log(&config, stopped).await;
+    Ok(())
+}
+
+/// The parts every worker runs on: the log reader, the wake-ups, the status publisher.
+struct Engine {
+    ctx: WorkerContext,
+    coordinator: Coordinator,
+    tasks: JoinSet<()>,
+}
+
+impl Engine {
+    /// Migrates the store, connects the log reader and starts the background tasks.
+    async fn start(
+        config: &RunConfig,
+        status: StatusBoard,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Engine, mpsc::UnboundedReceiver<worker::Switched>), RunError> {
+        let mut client = crate::db::connect(&config.database_url).await?;
+        crate::migrate::migrate(&mut client, &config.store_schema).await?;
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (switched, switched_rx) = mpsc::unbounded_channel();
+        let wakeups = Wakeups {
+            notified: Arc::new(Notify::new()),
+            capacity: Arc::new(Notify::new()),
+            poll_interval: config.poll_interval,
+        };
+        let ctx = WorkerContext {
+            database_url: config.database_url.clone(),
+            store_schema: config.store_schema.clone(),
+            control,
+            capacity: wakeups.capacity.clone(),
+            status: status.clone(),
+            shutdown: shutdown.clone(),
+            switched,
+        };
+        let mut tasks = JoinSet::new();
+        if config.notify {
+            tasks.spawn(publish::listen(config.clone(), wakeups.notified.clone(), shutdown.clone()));
+        }
+        tasks.spawn(publish::publish_status(config.clone(), status, shutdown.clone()));
+        let coordinator =
+            Coordinator::new(LogReader::new(client, &config.store_schema).await?, control_rx, wakeups, shutdown);
+        Ok((Engine { ctx, coordinator, tasks }, switched_rx))
+    }
+
+    /// Reads the log for the workers until `shutdown`, reconnecting when the connection is
+    /// lost; then waits for the background tasks.
+    async fn read_log(self, config: &RunConfig, shutdown: watch::Receiver<bool>) {
+        let Engine { ctx, mut coordinator, mut tasks } = self;
+        drop(ctx);
+        loop {
+            match coordinator.run().await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the log failed; reconnecting");
+                    tokio::time::sleep(READER_BACKOFF.min(config.poll_interval.max(Duration::from_millis(200)))).await;
+                    match crate::db::connect(&config.database_url).await {
+                        Ok(client) => match LogReader::new(client, &config.store_schema).await {
+                            Ok(reader) => coordinator.reconnect(reader),
+                            Err(error) => tracing::warn!(%error, "cannot prepare the log reader"),
+                        },
+                        Err(error) => tracing::warn!(%error, "cannot reconnect the log reader"),
+                    }
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        tracing::info!(reads = coordinator.reads(), "log reader stopped");
+        while tasks.join_next().await.is_some() {}
+    }
 }

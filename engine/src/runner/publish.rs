@@ -68,14 +68,16 @@ pub async fn publish_status(config: RunConfig, status: StatusBoard, mut shutdown
     let engine = format!("{}:{}", hostname(), std::process::id());
     let sql = format!(
         "INSERT INTO {}.refract_status AS s (name, content_hash, module_version, state, events_per_second,
-                events_applied, batches, last_error, last_error_position, last_error_event_id, engine, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+                events_applied, batches, last_error, last_error_position, last_error_event_id, engine, notice,
+                updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
          ON CONFLICT (name) DO UPDATE SET content_hash = EXCLUDED.content_hash,
              module_version = EXCLUDED.module_version, state = EXCLUDED.state,
              events_per_second = EXCLUDED.events_per_second, events_applied = EXCLUDED.events_applied,
              batches = EXCLUDED.batches, last_error = EXCLUDED.last_error,
              last_error_position = EXCLUDED.last_error_position,
-             last_error_event_id = EXCLUDED.last_error_event_id, engine = EXCLUDED.engine, updated_at = now()",
+             last_error_event_id = EXCLUDED.last_error_event_id, engine = EXCLUDED.engine,
+             notice = EXCLUDED.notice, updated_at = now()",
         quote_ident(&config.store_schema)
     );
     let mut client = None;
@@ -109,6 +111,7 @@ pub async fn publish_status(config: RunConfig, status: StatusBoard, mut shutdown
                             &error.and_then(|e| e.position),
                             &error.and_then(|e| e.event_id.as_deref()),
                             &engine,
+                            &s.notice,
                         ],
                     )
                     .await;

@@ -37,6 +37,13 @@ pub struct ProjectionReport {
     pub last_error_event_id: Option<String>,
     /// The engine (host:pid) that published the status.
     pub engine: Option<String>,
+    /// For a version being built beside the active one (a hot reload or a rebuild; its
+    /// `name` is its schema): the projection it will replace when it reaches the head.
+    pub building_for: Option<String>,
+    /// For a version being built: seconds left at its recent rate, if it is moving.
+    pub eta_seconds: Option<f64>,
+    /// A notice that is not an error of the version serving, e.g. a refused new component.
+    pub notice: Option<String>,
     /// When the status was published.
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -74,16 +81,28 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
     let rows = client
         .query(
             &format!(
-                "SELECT p.name, p.module_version, p.content_hash, coalesce(st.state, 'starting'),
+                "WITH entries AS (
+                     SELECT p.name, p.module_version, p.content_hash,
+                            coalesce(p.active_schema, p.name) AS checkpoint_key, NULL::text AS building_for
+                       FROM {s}.refract_projections p
+                     UNION ALL
+                     SELECT v.schema_name, v.module_version, v.content_hash, v.schema_name, v.projection
+                       FROM {s}.refract_versions v
+                       JOIN {s}.refract_projections p ON p.name = v.projection
+                      WHERE v.schema_name IS DISTINCT FROM p.active_schema AND v.retired_at IS NULL
+                 )
+                 SELECT e.name, e.module_version, e.content_hash,
+                        coalesce(st.state, CASE WHEN e.building_for IS NULL THEN 'starting' ELSE 'paused' END),
                         coalesce(c.position, 0),
-                        (SELECT count(*) FROM {s}.events e
-                          WHERE (e.transaction_id, e.global_position) > (coalesce(c.transaction_id, '0'), coalesce(c.position, 0))),
+                        (SELECT count(*) FROM {s}.events ev
+                          WHERE (ev.transaction_id, ev.global_position) > (coalesce(c.transaction_id, '0'), coalesce(c.position, 0))),
                         coalesce(st.events_per_second, 0), st.last_error, st.last_error_position, st.last_error_event_id,
-                        st.engine, st.updated_at, extract(epoch from now() - st.updated_at)::float8
-                   FROM {s}.refract_projections p
-                   LEFT JOIN {s}.refract_status st ON st.name = p.name
-                   LEFT JOIN {s}.checkpoints c ON c.projection_name = p.name
-                  ORDER BY p.name"
+                        st.engine, st.updated_at, extract(epoch from now() - st.updated_at)::float8,
+                        e.building_for, st.notice
+                   FROM entries e
+                   LEFT JOIN {s}.refract_status st ON st.name = e.name
+                   LEFT JOIN {s}.checkpoints c ON c.projection_name = e.checkpoint_key
+                  ORDER BY coalesce(e.building_for, e.name), e.building_for NULLS FIRST, e.name"
             ),
             &[],
         )
@@ -96,6 +115,8 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
             if age.is_some_and(|a| a > STALE_AFTER_SECONDS) && state != "failed" {
                 state = format!("stale ({state})");
             }
+            let (lag, rate): (i64, f64) = (r.get(5), r.get(6));
+            let building_for: Option<String> = r.get(13);
             ProjectionReport {
                 name: r.get(0),
                 version: r.get(1),
@@ -103,13 +124,16 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
                 state,
                 checkpoint: r.get(4),
                 head,
-                lag: r.get(5),
-                events_per_second: r.get(6),
+                lag,
+                events_per_second: rate,
                 last_error: r.get(7),
                 last_error_position: r.get(8),
                 last_error_event_id: r.get(9),
                 engine: r.get(10),
                 updated_at: r.get(11),
+                eta_seconds: building_for.as_ref().filter(|_| rate > 0.0).map(|_| lag as f64 / rate),
+                building_for,
+                notice: r.get(14),
             }
         })
         .collect();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::cursor::Cursor;
+use crate::metrics::{Metrics, ProjectionMetrics};
 
 /// The state of a projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,14 +70,18 @@ pub struct ProjectionStatus {
     pub batches: u64,
     /// Its last error.
     pub last_error: Option<LastError>,
+    /// Something the operator should know that is not an error of the running version (a
+    /// new component that was refused while this one keeps serving).
+    pub notice: Option<String>,
     recent: VecDeque<(Instant, u64)>,
+    metrics: ProjectionMetrics,
 }
 
 /// The window over which events/s is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 impl ProjectionStatus {
-    fn new(content_hash: &str, module_version: &str) -> Self {
+    fn new(content_hash: &str, module_version: &str, metrics: ProjectionMetrics) -> Self {
         ProjectionStatus {
             content_hash: content_hash.to_owned(),
             module_version: module_version.to_owned(),
@@ -85,7 +90,9 @@ impl ProjectionStatus {
             events: 0,
             batches: 0,
             last_error: None,
+            notice: None,
             recent: VecDeque::new(),
+            metrics,
         }
     }
 
@@ -96,9 +103,11 @@ impl ProjectionStatus {
         events as f64 / RATE_WINDOW.as_secs_f64()
     }
 
-    /// Records a committed batch of `events` events ending at `checkpoint`. A committed batch
-    /// means the projection is healthy again: an error it was retrying after is cleared.
-    pub fn committed(&mut self, checkpoint: Cursor, events: u64) {
+    /// Records a committed batch of `events` events ending at `checkpoint`, which spent `guest`
+    /// in the guest and `total` from the guest call to its commit. A committed batch means the
+    /// projection is healthy again: an error it was retrying after is cleared.
+    pub fn committed(&mut self, checkpoint: Cursor, events: u64, guest: Duration, total: Duration) {
+        self.metrics.committed(events, guest, total);
         self.last_error = None;
         let now = Instant::now();
         self.checkpoint = checkpoint;
@@ -111,21 +120,49 @@ impl ProjectionStatus {
     }
 }
 
-/// The status of every projection of this engine, shared by its tasks.
+/// The status of every projection of this engine, shared by its tasks, with the engine's
+/// metrics.
 #[derive(Debug, Clone, Default)]
-pub struct StatusBoard(Arc<Mutex<BTreeMap<String, ProjectionStatus>>>);
+pub struct StatusBoard {
+    entries: Arc<Mutex<BTreeMap<String, ProjectionStatus>>>,
+    metrics: Arc<Metrics>,
+}
 
 impl StatusBoard {
     /// Adds (or resets) the entry of a projection.
     pub fn register(&self, name: &str, content_hash: &str, module_version: &str) {
-        self.lock().insert(name.to_owned(), ProjectionStatus::new(content_hash, module_version));
+        let metrics = self.metrics.projection(name, module_version);
+        self.lock().insert(name.to_owned(), ProjectionStatus::new(content_hash, module_version, metrics));
     }
 
-    /// Changes the entry of `name`, if there is one.
+    /// Counts a reload of `name`'s component.
+    pub fn reloaded(&self, name: &str) {
+        if let Some(status) = self.lock().get(name) {
+            status.metrics.reloaded();
+        }
+    }
+
+    /// Removes the entry of `name` (a version that was built under its schema's name and now
+    /// serves under the projection's).
+    pub fn remove(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// Changes the entry of `name`, if there is one. A change into state `failed` counts as a
+    /// failure in the metrics.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut ProjectionStatus)) {
         if let Some(status) = self.lock().get_mut(name) {
+            let before = status.state;
             change(status);
+            if status.state == State::Failed && before != State::Failed {
+                status.metrics.failed();
+            }
         }
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A copy of every entry.
@@ -136,6 +173,6 @@ impl StatusBoard {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ProjectionStatus>> {
         // A panic while holding the lock cannot leave an entry half-written in a way that
         // matters for a status display, so a poisoned lock is still used.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

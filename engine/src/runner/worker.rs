@@ -16,14 +16,18 @@ use super::commit::{CommitError, commit_batch, is_transient, read_checkpoint};
 use super::coordinator::Control;
 use super::cursor::Cursor;
 use super::guest::Guest;
-use super::install::{InstallError, Installed, install};
+use super::install::{
+    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, switch,
+};
 use super::loader::Loaded;
+use super::poison::{self, DeadLetters, Verdict};
 use super::reader::Batch;
 use super::rows::DbRows;
 use super::status::{LastError, State, StatusBoard};
 use super::written::WrittenKeys;
 use crate::readmodel::{Tables, plan, quote_ident};
 use crate::wasm::WasmError;
+use crate::wasm::types::Event;
 
 /// How often a standby engine tries to take a projection over.
 pub const TAKEOVER_INTERVAL: Duration = Duration::from_secs(2);
@@ -47,16 +51,74 @@ pub struct WorkerContext {
     pub capacity: Arc<Notify>,
     /// Status of every projection.
     pub status: StatusBoard,
-    /// Becomes `true` when the engine shuts down.
+    /// Becomes `true` when the worker is to stop (the engine shuts down, or its component
+    /// was removed or replaced).
     pub shutdown: watch::Receiver<bool>,
+    /// Where a worker reports that its version became the active one.
+    pub switched: mpsc::UnboundedSender<Switched>,
+}
+
+/// A worker swapped its version in: the views of projection `name` point at `schema` now.
+#[derive(Debug, Clone)]
+pub struct Switched {
+    /// The projection.
+    pub name: String,
+    /// The version now active.
+    pub schema: String,
+}
+
+/// What a worker builds and how long it runs.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `refract run`: the component's version, built beside the active one and swapped in
+    /// first when it is new; then tailing the log until stopped.
+    Serve,
+    /// `refract rebuild`: a new version built from zero and swapped in; then the worker ends.
+    Rebuild,
+    /// `refract rebuild --until --into`: the read model of the events up to a point, built
+    /// into a schema of its own; the worker ends at the head of the log.
+    PointInTime {
+        /// The schema to build into.
+        into: String,
+        /// The last event to include.
+        until: Until,
+    },
+}
+
+/// Where a point-in-time read model ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Events at or below this global position.
+    Position(i64),
+    /// Events recorded at or before this time, in microseconds since the Unix epoch.
+    Micros(i64),
+}
+
+impl Until {
+    /// Whether `event` belongs to the read model.
+    pub fn admits(&self, event: &Event) -> bool {
+        match *self {
+            Until::Position(p) => event.global_position <= p,
+            Until::Micros(t) => event.timestamp <= t,
+        }
+    }
 }
 
 /// How a session of the worker ended, when it did not end with a transient error.
 enum SessionEnd {
     Shutdown,
     Standby,
+    /// Its version became the active one: the next session serves it under the stable name.
+    Switched,
+    /// Its work is done (a rebuild swapped in, a point-in-time build at the head).
+    Done,
+    /// Another version replaced the one it served.
+    Superseded(String),
     /// Failed; the session's connection keeps the projection's lock.
     Failed(tokio_postgres::Client),
+    /// Committed a batch without its poison events (see [`poison`]): the next session goes on
+    /// with a fresh instance.
+    Skipped,
 }
 
 /// An error that ends a session; the worker starts a new one after a pause.
@@ -76,32 +138,51 @@ enum SessionError {
     OutOfStep { expected: Cursor, got: Cursor },
     #[error("the connection for reading rows was lost")]
     RowsLost,
+    #[error(transparent)]
+    Replay(#[from] poison::ReplayError),
+    #[error("the checkpoint of {0} is gone (the version was replaced or dropped)")]
+    NoCheckpoint(String),
 }
 
-/// Runs the worker of `loaded` until the engine shuts down.
-pub async fn run(loaded: Loaded, ctx: WorkerContext) {
+/// Runs the worker of `loaded` in `mode` until it is stopped or its work is done.
+pub async fn run(loaded: Loaded, ctx: WorkerContext, mode: Mode) {
     let name = loaded.name().to_owned();
-    ctx.status.register(&name, &loaded.content_hash, &loaded.description.version);
     let mut backoff = INITIAL_BACKOFF;
     let mut shutdown = ctx.shutdown.clone();
+    let mut was_active = false;
+    let mut key = name.clone();
     loop {
         let started = std::time::Instant::now();
-        let outcome = session(&loaded, &ctx).await;
-        let _ = ctx.control.send(Control::Leave { name: name.clone() });
+        let outcome = session(&loaded, &ctx, &mode, &mut was_active, &mut key).await;
+        let _ = ctx.control.send(Control::Leave { name: key.clone() });
         let pause = match outcome {
             Ok(SessionEnd::Shutdown) => break,
-            Ok(SessionEnd::Failed(_owner)) => {
-                // Halted at a poison event or a refused write: stays failed (status says why)
-                // until the engine restarts; other projections go on. The connection, and with
-                // it the projection's lock, is kept, so that no other engine takes over and
-                // fails the same way while this one reports the failure.
-                let _ = shutdown.wait_for(|stop| *stop).await;
+            Ok(SessionEnd::Done) => return,
+            Ok(SessionEnd::Switched) => Duration::ZERO,
+            Ok(SessionEnd::Superseded(active)) => {
+                tracing::info!(projection = %name, %active, "superseded by a newer version; stopping");
+                ctx.status.update(&key, |s| s.state = State::Stopped);
                 return;
             }
+            // A standalone build reports its failure and ends.
+            Ok(SessionEnd::Failed(_)) if !matches!(mode, Mode::Serve) => return,
+            Ok(SessionEnd::Failed(owner)) => {
+                // Halted at a poison event or a refused write: stays failed (status says why)
+                // until `refract retry` or a restart; other projections go on. The connection,
+                // and with it the projection's lock, is kept, so that no other engine takes
+                // over and fails the same way while this one reports the failure.
+                if !super::retry::requested(&ctx.database_url, &[&name, &key], &mut shutdown).await {
+                    return;
+                }
+                tracing::info!(projection = %name, "retry requested: resuming from the checkpoint");
+                drop(owner);
+                Duration::ZERO
+            }
+            Ok(SessionEnd::Skipped) => Duration::ZERO,
             Ok(SessionEnd::Standby) => TAKEOVER_INTERVAL,
             Err(error) => {
                 tracing::warn!(projection = %name, %error, "projection session ended; restarting from its checkpoint");
-                ctx.status.update(&name, |s| {
+                ctx.status.update(&key, |s| {
                     s.last_error =
                         Some(LastError { message: format!("retrying: {error}"), position: None, event_id: None })
                 });
@@ -115,32 +196,69 @@ pub async fn run(loaded: Loaded, ctx: WorkerContext) {
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
-    ctx.status.update(&name, |s| s.state = State::Stopped);
+    // The entry may belong to the version that replaced this one by now.
+    ctx.status.update(&key, |s| {
+        if s.content_hash == loaded.content_hash {
+            s.state = State::Stopped
+        }
+    });
 }
 
-async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, SessionError> {
+/// Finds (or creates) the version `mode` works on and the key it is known by: the stable name
+/// for the active version, the version's schema for one being built.
+async fn target(
+    client: &mut tokio_postgres::Client,
+    loaded: &Loaded,
+    ctx: &WorkerContext,
+    mode: &Mode,
+    was_active: bool,
+) -> Result<Target, InstallError> {
+    match mode {
+        Mode::Serve => prepare(client, &ctx.store_schema, loaded, Purpose::Serve { was_active }).await,
+        Mode::Rebuild => prepare(client, &ctx.store_schema, loaded, Purpose::Rebuild).await,
+        Mode::PointInTime { into, .. } => prepare_snapshot(client, &ctx.store_schema, loaded, into).await,
+    }
+}
+
+async fn session(
+    loaded: &Loaded,
+    ctx: &WorkerContext,
+    mode: &Mode,
+    was_active: &mut bool,
+    key: &mut String,
+) -> Result<SessionEnd, SessionError> {
     let name = loaded.name();
     let mut client = crate::db::connect(&ctx.database_url).await?;
-    let owned: bool = client
-        .query_one("SELECT pg_try_advisory_lock(hashtextextended('refract.projection.' || $1, 0))", &[&name])
-        .await?
-        .get(0);
-    if !owned {
-        ctx.status.update(name, |s| s.state = State::Standby);
-        return Ok(SessionEnd::Standby);
-    }
-    match install(&mut client, &ctx.store_schema, loaded).await {
-        Ok(Installed::Unchanged) => {}
-        Ok(outcome) => {
-            tracing::info!(projection = %name, ?outcome, version = %loaded.description.version, "installed")
-        }
+    let target = match target(&mut client, loaded, ctx, mode, *was_active).await {
+        Ok(target) => target,
+        Err(InstallError::Superseded { active, .. }) => return Ok(SessionEnd::Superseded(active)),
         Err(InstallError::Db(e)) if is_transient(&e) => return Err(SessionError::Db(e)),
         Err(InstallError::Ddl { error, .. }) if is_transient(&error) => return Err(SessionError::Db(error)),
-        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None, client)),
+        Err(error) => {
+            ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
+            return Ok(fail(ctx, key, error.to_string(), None, None, client));
+        }
+    };
+    let schema = target.schema.as_str();
+    let previous = std::mem::replace(key, if target.active { name.to_owned() } else { schema.to_owned() });
+    if previous != *key {
+        ctx.status.remove(&previous);
     }
-    let tables = Tables::load(&client, name).await?;
-    let mut cursor = read_checkpoint(&client, &ctx.store_schema, name).await?;
-    ctx.status.update(name, |s| {
+    let key = key.as_str();
+    ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
+    let owned: bool =
+        client.query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&schema]).await?.get(0);
+    if !owned {
+        ctx.status.update(key, |s| s.state = State::Standby);
+        return Ok(SessionEnd::Standby);
+    }
+    *was_active = target.active;
+    tracing::info!(projection = %name, version = %loaded.description.version, %schema, active = target.active, "running");
+    let tables = Tables::load(&client, schema).await?;
+    let mut cursor = read_checkpoint(&client, &ctx.store_schema, schema)
+        .await?
+        .ok_or_else(|| SessionError::NoCheckpoint(schema.to_owned()))?;
+    ctx.status.update(key, |s| {
         s.checkpoint = cursor;
         s.state = State::CatchingUp;
     });
@@ -155,13 +273,17 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
     let rows_lost = rows.lost();
     let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
         Ok(guest) => guest,
-        Err(error) => return Ok(fail(ctx, name, error.to_string(), None, None, client)),
+        Err(error) => return Ok(fail(ctx, key, error.to_string(), None, None, client)),
+    };
+    let until = match mode {
+        Mode::PointInTime { until, .. } => Some(*until),
+        Mode::Serve | Mode::Rebuild => None,
     };
 
     let (batches, mut queue) = mpsc::channel::<Arc<Batch>>(QUEUE);
     ctx.control
         .send(Control::Join {
-            name: name.to_owned(),
+            name: schema.to_owned(),
             subscription: loaded.subscription.clone(),
             batch_size: loaded.settings.batch_size,
             cursor,
@@ -181,31 +303,27 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
             // the coordinator disagree: start again from the checkpoint.
             return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
         }
-        let selected = select(loaded, &batch);
+        let selected = select(loaded, until, &batch);
         let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
         let started = std::time::Instant::now();
-        let ops = if count == 0 {
-            Vec::new()
+        let (ops, dead) = if count == 0 {
+            (Vec::new(), DeadLetters::default())
         } else {
             match guest.apply(batch.clone(), selected).await {
-                Ok(Ok(ops)) => ops,
+                Ok(Ok(ops)) => (ops, DeadLetters::default()),
                 // The guest's error may only be a read that failed on a lost connection.
                 _ if rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
-                Ok(Err(error)) => {
-                    let event_id = error
-                        .global_position
-                        .and_then(|p| batch.events.iter().find(|e| e.global_position == p))
-                        .map(|e| e.event_id.clone());
-                    return Ok(fail(ctx, name, error.message, error.global_position, event_id, client));
-                }
-                Err(error) => {
-                    let events = select(loaded, &batch).unwrap_or_else(|| batch.events.clone());
-                    return Ok(match find_poison(loaded, ctx, &tables, events).await {
-                        Some(poison) => {
-                            fail(ctx, name, poison.message, Some(poison.position), Some(poison.event_id), client)
+                failed => {
+                    let events = select(loaded, until, &batch).unwrap_or_else(|| batch.events.clone());
+                    match poison::judge(loaded, &ctx.database_url, &tables, events, failed).await? {
+                        Verdict::Apply { ops, dead } => (ops, dead),
+                        Verdict::Stop(p) => {
+                            return Ok(fail(ctx, key, p.message, Some(p.position), Some(p.event_id), client));
                         }
-                        None => fail_batch(ctx, name, &batch, error, client),
-                    });
+                        Verdict::StopBatch(error) => {
+                            return Ok(fail_batch(ctx, key, &batch, BatchFailure(error), client));
+                        }
+                    }
                 }
             }
         };
@@ -217,59 +335,59 @@ async fn session(loaded: &Loaded, ctx: &WorkerContext) -> Result<SessionEnd, Ses
                 "operation {index}: raw SQL operations are not allowed for this projection: they run with the \
                  engine's database rights (set allow_sql = true in its settings file to trust it)"
             ));
-            return Ok(fail_batch(ctx, name, &batch, refusal, client));
+            return Ok(fail_batch(ctx, key, &batch, refusal, client));
         }
         let statements = match plan(&tables, &ops) {
-            Ok(statements) => statements,
-            Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
+            Ok(statements) => dead.with(statements, &ctx.store_schema, name),
+            Err(error) => return Ok(fail_batch(ctx, key, &batch, error, client)),
         };
-        match commit_batch(&mut client, &ctx.store_schema, name, batch.from, batch.to, &statements).await {
+        match commit_batch(&mut client, &ctx.store_schema, schema, batch.from, batch.to, &statements).await {
             Ok(()) => {}
             Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => return Ok(fail_batch(ctx, name, &batch, error, client)),
+            Err(error) => return Ok(fail_batch(ctx, key, &batch, error, client)),
         }
-        tracing::debug!(projection = %name, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
+        tracing::debug!(projection = %name, %schema, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
         written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
         cursor = batch.to;
-        ctx.status.update(name, |s| {
-            s.committed(cursor, count as u64);
+        ctx.status.update(key, |s| {
+            s.committed(cursor, count as u64, applied, started.elapsed());
             s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
+        if batch.at_head && !target.active {
+            return finish(&mut client, loaded, ctx, mode, &target).await;
+        }
+        if !dead.is_empty() {
+            return Ok(SessionEnd::Skipped);
+        }
     }
 }
 
-/// The event at which a guest failed, found by [`find_poison`].
-struct Poison {
-    position: i64,
-    event_id: String,
-    message: String,
-}
-
-/// Replays `events` one at a time on a fresh instance, committing nothing, to find the event
-/// at which the guest traps or overruns its deadline: a trap ends the whole batch, and the
-/// operator needs the event. `None` when the failure does not happen again that way.
-async fn find_poison(
+/// A version built beside the active one has reached the head: swap it in (and drop the
+/// version it replaces, unless the settings keep it), or end a point-in-time build.
+async fn finish(
+    client: &mut tokio_postgres::Client,
     loaded: &Loaded,
     ctx: &WorkerContext,
-    tables: &Tables,
-    events: Vec<crate::wasm::types::Event>,
-) -> Option<Poison> {
-    let client = Arc::new(crate::db::connect(&ctx.database_url).await.ok()?);
-    let written = Arc::new(Mutex::new(WrittenKeys::unknown()));
-    let rows = DbRows::new(client, tokio::runtime::Handle::current(), tables.clone(), written);
-    let limits = loaded.settings.limits();
-    let guest = Guest::spawn(loaded.projector.clone(), loaded.name(), limits, Box::new(rows)).await.ok()?;
-    for event in events {
-        let (position, event_id) = (event.global_position, event.event_id.clone());
-        let single = Arc::new(Batch { from: Cursor::START, to: Cursor::START, events: vec![event], at_head: false });
-        let message = match guest.apply(single, None).await {
-            Ok(Ok(_)) => continue,
-            Ok(Err(error)) => error.message,
-            Err(error) => error.to_string(),
-        };
-        return Some(Poison { position, event_id, message });
+    mode: &Mode,
+    target: &Target,
+) -> Result<SessionEnd, SessionError> {
+    if let Mode::PointInTime { .. } = mode {
+        finish_snapshot(client, &ctx.store_schema, &target.schema).await?;
+        ctx.status.update(&target.schema, |s| s.state = State::Stopped);
+        return Ok(SessionEnd::Done);
     }
-    None
+    let replaced = switch(client, &ctx.store_schema, loaded, target).await?;
+    tracing::info!(projection = %target.name, schema = %target.schema, ?replaced, version = %loaded.description.version, "swapped in");
+    let _ = ctx.switched.send(Switched { name: target.name.clone(), schema: target.schema.clone() });
+    if let Some(old) = replaced.filter(|_| !loaded.settings.keep_replaced) {
+        // Waits for a commit of the old version still under way; that worker then finds its
+        // checkpoint gone and stops.
+        retire(&*client, &ctx.store_schema, &old).await?;
+    }
+    Ok(match mode {
+        Mode::Rebuild => SessionEnd::Done,
+        _ => SessionEnd::Switched,
+    })
 }
 
 /// Whether every table of the projection is empty.
@@ -283,13 +401,14 @@ async fn tables_empty(client: &tokio_postgres::Client, tables: &Tables) -> Resul
     Ok(true)
 }
 
-/// The events of `batch` that `loaded` subscribes to, or `None` when that is all of them.
-fn select(loaded: &Loaded, batch: &Batch) -> Option<Vec<crate::wasm::types::Event>> {
-    let sub = &loaded.subscription;
-    if batch.events.iter().all(|e| sub.matches(e)) {
+/// The events of `batch` that `loaded` subscribes to (up to `until`), or `None` when that is
+/// all of them.
+fn select(loaded: &Loaded, until: Option<Until>, batch: &Batch) -> Option<Vec<Event>> {
+    let wanted = |e: &Event| loaded.subscription.matches(e) && until.is_none_or(|u| u.admits(e));
+    if batch.events.iter().all(wanted) {
         return None;
     }
-    Some(batch.events.iter().filter(|e| sub.matches(e)).cloned().collect())
+    Some(batch.events.iter().filter(|e| wanted(e)).cloned().collect())
 }
 
 /// Marks the projection failed by an error that belongs to a whole batch.

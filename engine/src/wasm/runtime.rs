@@ -28,6 +28,10 @@ pub struct Limits {
     pub max_tables: usize,
     /// Most linear memories a component may create.
     pub max_memories: usize,
+    /// Most bytes the guest may hand the host in one call: the operations `apply` returns
+    /// (measured as wasmtime copies them out of the guest, before the host holds them), or the
+    /// arguments of one call into the host.
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +42,7 @@ impl Default for Limits {
             max_instances: 64,
             max_tables: 64,
             max_memories: 16,
+            max_result_bytes: 64 << 20,
         }
     }
 }
@@ -63,6 +68,37 @@ pub enum WasmError {
         /// What the linker said.
         message: String,
     },
+    /// The component was built against a version of the contract this host does not speak.
+    #[error(
+        "the component was built against refract:projection@{version} (it uses `{interface}`), which this \
+         engine does not know: it speaks refract:projection@{host}; build the component against that \
+         version or upgrade the engine",
+        host = super::CONTRACT_VERSION
+    )]
+    ContractVersion {
+        /// The contract version the component uses.
+        version: String,
+        /// The import or export that names it.
+        interface: String,
+    },
+    /// The component imports an interface the host does not provide.
+    #[error(
+        "the component imports `{import}`, which this engine does not provide: a projection may import \
+         refract:projection@{host} and WASI 0.2 (cli, clocks, filesystem, io, random, sockets) only",
+        host = super::CONTRACT_VERSION
+    )]
+    UnknownImport {
+        /// The import, as the component names it.
+        import: String,
+    },
+    /// The guest handed the host more than [`Limits::max_result_bytes`] in one call.
+    #[error(
+        "the projection returned more than {} MiB in one call (its operations for the batch, or the \
+         arguments of one call into the host), its limit (setting max_result_mib); refused while being \
+         copied out of the guest, before the host stored any of it",
+        .0 >> 20
+    )]
+    ResultTooLarge(usize),
     /// The guest trapped (a panic, an out-of-bounds access, memory exhausted).
     #[error("the projection trapped: {0}")]
     Trap(String),
@@ -80,13 +116,32 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     _ticker: Arc<EpochTicker>,
+    cache: Option<wasmtime::Cache>,
 }
 
 impl Runtime {
-    /// A runtime with its own wasmtime engine and epoch thread.
+    /// A runtime with its own wasmtime engine and epoch thread, compiling without a cache.
     pub fn new() -> Result<Self, WasmError> {
+        Self::with_cache(None)
+    }
+
+    /// A runtime whose compiled components are cached in `cache_dir` (an absolute path),
+    /// keyed by their bytes and the engine's configuration, so that an unchanged component is
+    /// never compiled twice, across restarts too; `None`: no cache.
+    pub fn with_cache(cache_dir: Option<&Path>) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        let cache = match cache_dir {
+            Some(dir) => {
+                let mut settings = wasmtime::CacheConfig::new();
+                settings.with_directory(dir);
+                let cache = wasmtime::Cache::new(settings)
+                    .map_err(|e| WasmError::Engine(format!("compilation cache in {}: {e:#}", dir.display())))?;
+                config.cache(Some(cache.clone()));
+                Some(cache)
+            }
+            None => None,
+        };
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
@@ -96,14 +151,20 @@ impl Runtime {
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Runtime { engine, linker: Arc::new(linker), _ticker: Arc::new(ticker) })
+        Ok(Runtime { engine, linker: Arc::new(linker), _ticker: Arc::new(ticker), cache })
+    }
+
+    /// How many components this runtime compiled because its cache did not hold them (`None`
+    /// without a cache).
+    pub fn compiled(&self) -> Option<usize> {
+        self.cache.as_ref().map(wasmtime::Cache::cache_misses)
     }
 
     /// Compiles the component in `bytes`.
     pub fn load(&self, bytes: &[u8]) -> Result<Projector, WasmError> {
         let component = Component::new(&self.engine, bytes).map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
-        let pre =
-            self.linker.instantiate_pre(&component).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        check_contract_version(&self.engine, &component)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| unlinked(&self.engine, &component, e))?;
         let pre = ProjectorBindingsPre::new(pre).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
         Ok(Projector { runtime: self.clone(), pre })
     }
@@ -129,8 +190,9 @@ impl Projector {
         let mut store = Store::new(&self.runtime.engine, HostState::new(name.to_owned(), rows, limits));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits.call_deadline))?;
-        Ok(Instance { store, bindings, deadline: limits.call_deadline })
+        store.set_hostcall_fuel(limits.max_result_bytes);
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits))?;
+        Ok(Instance { store, bindings, limits: limits.clone() })
     }
 }
 
@@ -139,16 +201,18 @@ impl Projector {
 pub struct Instance {
     store: Store<HostState>,
     bindings: ProjectorBindings,
-    deadline: Duration,
+    limits: Limits,
 }
 
 impl Instance {
     /// Calls the guest's `describe`.
     pub fn describe(&mut self) -> Result<Description, WasmError> {
         self.store.data().environment.start_batch(0, 0);
-        self.store.set_epoch_deadline(deadline_ticks(self.deadline));
+        self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         let projection = self.bindings.refract_projection_projection();
-        projection.call_describe(&mut self.store).map_err(|e| classify(e, self.deadline))
+        let result = projection.call_describe(&mut self.store).map_err(|e| classify(e, &self.limits));
+        self.store.data().end_call();
+        result
     }
 
     /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
@@ -156,9 +220,11 @@ impl Instance {
     pub fn apply(&mut self, events: &[Event]) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
         let (first, last) = (events.first().map_or(0, |e| e.global_position), events.last().map_or(0, |e| e.timestamp));
         self.store.data().environment.start_batch(first, last);
-        self.store.set_epoch_deadline(deadline_ticks(self.deadline));
+        self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         let projection = self.bindings.refract_projection_projection();
-        projection.call_apply(&mut self.store, events).map_err(|e| classify(e, self.deadline))
+        let result = projection.call_apply(&mut self.store, events).map_err(|e| classify(e, &self.limits));
+        self.store.data().end_call();
+        result
     }
 }
 
@@ -166,10 +232,49 @@ fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }
 
-fn classify(error: wasmtime::Error, deadline: Duration) -> WasmError {
+fn classify(error: wasmtime::Error, limits: &Limits) -> WasmError {
+    /// How wasmtime says that a call ran out of hostcall fuel (its error type is private).
+    const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => WasmError::Deadline(deadline),
+        Some(Trap::Interrupt) => WasmError::Deadline(limits.call_deadline),
+        _ if error.chain().any(|cause| cause.to_string().contains(FUEL_EXHAUSTED)) => {
+            WasmError::ResultTooLarge(limits.max_result_bytes)
+        }
         _ => WasmError::Trap(format!("{error:#}")),
+    }
+}
+
+/// Refuses a component that imports or exports the contract at a version this host cannot
+/// serve (another major version, or another minor one before 1.0), naming it.
+fn check_contract_version(engine: &Engine, component: &Component) -> Result<(), WasmError> {
+    let ty = component.component_type();
+    let mut names = ty.imports(engine).map(|(name, _)| name).chain(ty.exports(engine).map(|(name, _)| name));
+    let newer = names.find_map(|name| {
+        let version = name.strip_prefix("refract:projection/")?.split_once('@').map_or("", |(_, v)| v);
+        (compatibility(version) != compatibility(super::CONTRACT_VERSION))
+            .then(|| (version.to_owned(), name.to_owned()))
+    });
+    match newer {
+        Some((version, interface)) => Err(WasmError::ContractVersion { version, interface }),
+        None => Ok(()),
+    }
+}
+
+/// The semver track of `version`: versions on one track are compatible (`0.1.x`; `1.x.y`).
+fn compatibility(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
+    let (major, minor) = (parts.next()??, parts.next()??);
+    Some(if major == 0 { (0, minor) } else { (major, 0) })
+}
+
+/// The linker's refusal of `component`, naming the import it could not satisfy when it can.
+fn unlinked(engine: &Engine, component: &Component, error: wasmtime::Error) -> WasmError {
+    let message = format!("{error:#}");
+    let ty = component.component_type();
+    let mut imports = ty.imports(engine).map(|(name, _)| name);
+    match imports.find(|name| message.contains(&format!("`{name}`"))) {
+        Some(import) => WasmError::UnknownImport { import: import.to_owned() },
+        None => WasmError::Contract { message },
     }
 }
 

@@ -99,4 +99,5 @@ fn status_after(event_type: &str) -> Option<&'static str> {
     }
 }
 
+#[cfg(feature = "component")]
 refract_sdk::export!(OrderSummary);

@@ -28,6 +28,8 @@ impl EngineProcess {
             .arg("100")
             .args(extra)
             .env("RUST_LOG", "info")
+            // Engines of concurrent tests must not compete for the default HTTP port.
+            .env("REFRACT_HTTP", "127.0.0.1:0")
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
@@ -100,15 +102,17 @@ pub fn projections_dir(components: &[&str]) -> anyhow::Result<tempfile::TempDir>
     Ok(dir)
 }
 
-/// Events of the log (schema `public`) that projection `name` has not passed yet, in the
-/// engine's order `(transaction_id, global_position)`; the whole log when it has no checkpoint.
+/// Events of the log (schema `public`) that the active version of projection `name` has not
+/// passed yet, in the engine's order `(transaction_id, global_position)`; the whole log when
+/// it has no active version yet.
 pub async fn remaining(client: &Client, name: &str) -> anyhow::Result<i64> {
     let row = client
         .query_one(
             "SELECT count(*) FROM events e
               WHERE (e.transaction_id, e.global_position) >
                     (SELECT coalesce(max(c.transaction_id), '0'), coalesce(max(c.position), 0)
-                       FROM checkpoints c WHERE c.projection_name = $1)",
+                       FROM checkpoints c JOIN refract_projections p ON c.projection_name = p.active_schema
+                      WHERE p.name = $1)",
             &[&name],
         )
         .await?;

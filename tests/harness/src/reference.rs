@@ -384,28 +384,8 @@ pub async fn expected_from_db(client: &Client, schema: &str) -> anyhow::Result<E
 /// Reads what the engine wrote: `order_summary.order_summary` and
 /// `revenue_by_day.revenue_by_day`, numerics converted to cents exactly.
 pub async fn actual_from_db(client: &Client) -> anyhow::Result<Expected> {
-    let mut actual = Expected::default();
-    let rows = client
-        .query(
-            "SELECT order_id, customer_id, status, total::text, item_count::bigint, version, \
-             updated_at FROM order_summary.order_summary",
-            &[],
-        )
-        .await
-        .context("reading order_summary.order_summary")?;
-    for row in rows {
-        let order_id: Uuid = row.get(0);
-        let total: String = row.get(3);
-        let summary = OrderSummaryRow {
-            customer_id: row.get(1),
-            status: row.get(2),
-            total_cents: cents_of_numeric(&total).with_context(|| format!("order_summary row {order_id}"))?,
-            item_count: row.get(4),
-            version: row.get(5),
-            updated_at: row.get(6),
-        };
-        actual.order_summary.insert(order_id, summary);
-    }
+    let mut actual =
+        Expected { order_summary: order_summary_from(client, "order_summary").await?, ..Default::default() };
     let rows = client
         .query("SELECT day, orders::bigint, revenue::text FROM revenue_by_day.revenue_by_day", &[])
         .await
@@ -417,6 +397,30 @@ pub async fn actual_from_db(client: &Client) -> anyhow::Result<Expected> {
         actual.revenue_by_day.insert(day, RevenueRow { orders: row.get(1), revenue_cents });
     }
     Ok(actual)
+}
+
+/// Reads the `order_summary` table of `schema` (a projection's stable schema, or one that
+/// `refract rebuild --into` built), numerics converted to cents exactly.
+pub async fn order_summary_from(client: &Client, schema: &str) -> anyhow::Result<BTreeMap<Uuid, OrderSummaryRow>> {
+    let table = qualified(schema, "order_summary");
+    let sql =
+        format!("SELECT order_id, customer_id, status, total::text, item_count::bigint, version, updated_at FROM {table}");
+    let rows = client.query(&sql, &[]).await.with_context(|| format!("reading {table}"))?;
+    let mut summaries = BTreeMap::new();
+    for row in rows {
+        let order_id: Uuid = row.get(0);
+        let total: String = row.get(3);
+        let summary = OrderSummaryRow {
+            customer_id: row.get(1),
+            status: row.get(2),
+            total_cents: cents_of_numeric(&total).with_context(|| format!("order_summary row {order_id}"))?,
+            item_count: row.get(4),
+            version: row.get(5),
+            updated_at: row.get(6),
+        };
+        summaries.insert(order_id, summary);
+    }
+    Ok(summaries)
 }
 
 fn cents_of_numeric(text: &str) -> anyhow::Result<i64> {
