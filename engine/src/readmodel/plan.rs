@@ -11,7 +11,7 @@ use std::error::Error;
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
 
 use super::tables::{Tables, quote_ident};
-use super::value::{ValueError, to_text};
+use super::value::{ValueError, describe, fits, to_text};
 use crate::wasm::types::{ColumnUpdate, ColumnValue, Merge, Op, Value};
 
 /// A statement ready to run: SQL text written by the engine, and its parameters.
@@ -103,6 +103,20 @@ pub enum PlanError {
         index: usize,
         /// The statement's first keyword.
         keyword: String,
+    },
+    /// A value of a type its column cannot take.
+    #[error("operation {index}: column {column:?} of table {table:?} is {column_type}, but the value is {value}")]
+    Type {
+        /// Index of the operation in the batch.
+        index: usize,
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The column's type.
+        column_type: String,
+        /// The value, described (kind and content).
+        value: String,
     },
     /// A value PostgreSQL would refuse.
     #[error("operation {index}, column {column:?}: {error}")]
@@ -303,7 +317,7 @@ fn upsert_row(
             return Err(PlanError::DuplicateColumn { index, column: update.column.clone() });
         }
         names.push((update.column.clone(), MergeRule::from(update.merge)));
-        values.push(text(index, &update.column, &update.value)?);
+        values.push(text(tables, index, table, &update.column, &update.value)?);
     }
     Ok((Shape::Upsert { table: table.to_owned(), key: key_names, columns: names }, values))
 }
@@ -341,7 +355,7 @@ fn key_values(
             return Err(PlanError::DuplicateColumn { index, column: column.column.clone() });
         }
         names.push(column.column.clone());
-        values.push(text(index, &column.column, &column.value)?);
+        values.push(text(tables, index, table, &column.column, &column.value)?);
     }
     Ok((names, values))
 }
@@ -353,7 +367,18 @@ fn check_column(tables: &Tables, index: usize, table: &str, column: &str) -> Res
     }
 }
 
-fn text(index: usize, column: &str, value: &Value) -> Result<Option<String>, PlanError> {
+/// The text input of `value` for `column` of `table` (a column that exists).
+fn text(tables: &Tables, index: usize, table: &str, column: &str, value: &Value) -> Result<Option<String>, PlanError> {
+    let column_type = tables.column_type(table, column).unwrap_or("text");
+    if !fits(column_type, value) {
+        return Err(PlanError::Type {
+            index,
+            table: table.to_owned(),
+            column: column.to_owned(),
+            column_type: column_type.to_owned(),
+            value: describe(value),
+        });
+    }
     to_text(value).map_err(|error| PlanError::Value { index, column: column.to_owned(), error })
 }
 
@@ -658,5 +683,14 @@ mod tests {
             columns: vec![],
         });
         assert!(matches!(plan(&tables(), &[bad_value]), Err(PlanError::Value { .. })));
+        let wrong_type = Op::Upsert(Upsert {
+            table: "totals".into(),
+            key: vec![id(1)],
+            columns: vec![ColumnUpdate { column: "n".into(), value: Value::Text("x".into()), merge: Merge::Set }],
+        });
+        assert_eq!(
+            plan(&tables(), &[wrong_type]).map_err(|e| e.to_string()),
+            Err("operation 0: column \"n\" of table \"totals\" is integer, but the value is text \"x\"".into())
+        );
     }
 }

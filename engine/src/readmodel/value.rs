@@ -62,6 +62,64 @@ pub fn to_text(value: &Value) -> Result<Option<String>, ValueError> {
     Ok(Some(text))
 }
 
+/// Whether a column of type `column_type` (as `format_type` names it, without modifiers) can
+/// take `value`. Refuses the clear mismatches only — a number where a UUID, date or time is
+/// due, text that cannot be a number in a numeric column, an integer out of a column's range —
+/// so that the error names the column; PostgreSQL judges everything else (text is its
+/// universal input).
+pub fn fits(column_type: &str, value: &Value) -> bool {
+    let looks_numeric = |s: &str| {
+        let s = s.trim().trim_start_matches(['-', '+']);
+        s.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+            || ["nan", "infinity", "inf"].iter().any(|special| s.eq_ignore_ascii_case(special))
+    };
+    let looks_integer = |s: &str| {
+        let s = s.trim().trim_start_matches(['-', '+']);
+        s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match (column_type, value) {
+        (_, Value::Null) => true,
+        ("smallint", Value::Int(i)) => i16::try_from(*i).is_ok(),
+        ("integer", Value::Int(i)) => i32::try_from(*i).is_ok(),
+        ("bigint", Value::Int(_)) => true,
+        ("smallint" | "integer" | "bigint", Value::Text(s) | Value::Numeric(s)) => looks_integer(s),
+        ("smallint" | "integer" | "bigint", _) => false,
+        ("numeric" | "real" | "double precision", Value::Int(_) | Value::Numeric(_) | Value::Float(_)) => true,
+        ("numeric" | "real" | "double precision", Value::Text(s)) => looks_numeric(s),
+        ("numeric" | "real" | "double precision", _) => false,
+        ("uuid", value) => matches!(value, Value::Uuid(_) | Value::Text(_)),
+        ("boolean", value) => matches!(value, Value::Boolean(_) | Value::Text(_)),
+        ("date" | "timestamp with time zone" | "timestamp without time zone", value) => {
+            matches!(value, Value::Date(_) | Value::Timestamp(_) | Value::Text(_))
+        }
+        _ => true,
+    }
+}
+
+/// `value` for a message: its kind and, shortened, its content (`text "x"`, `int 12`).
+pub fn describe(value: &Value) -> String {
+    const SHOWN: usize = 40;
+    let quoted = |kind: &str, s: &str| {
+        let mut shown: String = s.chars().take(SHOWN).collect();
+        if shown.len() < s.len() {
+            shown.push('…');
+        }
+        format!("{kind} {shown:?}")
+    };
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Boolean(b) => format!("boolean {b}"),
+        Value::Int(i) => format!("int {i}"),
+        Value::Float(f) => format!("float {f}"),
+        Value::Numeric(s) => quoted("numeric", s),
+        Value::Text(s) => quoted("text", s),
+        Value::Json(s) => quoted("json", s),
+        Value::Uuid(s) => quoted("uuid", s),
+        Value::Timestamp(micros) => format!("timestamp {micros} µs"),
+        Value::Date(days) => format!("date {days} days"),
+    }
+}
+
 /// `-?digits(.digits)?`: what a `numeric` value may look like on the wire.
 fn is_decimal(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -103,5 +161,41 @@ mod tests {
         assert_eq!(to_text(&Value::Text("a\0b".into())), Err(ValueError::Nul));
         assert_eq!(to_text(&Value::Date(i32::MAX)), Err(ValueError::Date(i32::MAX)));
         assert_eq!(to_text(&Value::Timestamp(i64::MAX)), Err(ValueError::Timestamp(i64::MAX)));
+    }
+
+    #[test]
+    fn clear_type_mismatches_do_not_fit() {
+        let text = |s: &str| Value::Text(s.into());
+        for (column_type, value) in [
+            ("bigint", text("x")),
+            ("bigint", Value::Float(1.5)),
+            ("bigint", Value::Uuid("6f9619ff-8b86-d011-b42d-00c04fc964ff".into())),
+            ("integer", Value::Int(1 << 40)),
+            ("smallint", Value::Int(40_000)),
+            ("numeric", text("twelve")),
+            ("numeric", Value::Boolean(true)),
+            ("uuid", Value::Int(7)),
+            ("timestamp with time zone", Value::Int(7)),
+            ("date", Value::Float(1.0)),
+            ("boolean", Value::Int(1)),
+        ] {
+            assert!(!fits(column_type, &value), "{column_type} {value:?}");
+        }
+        for (column_type, value) in [
+            ("bigint", text(" -12")),
+            ("bigint", text("1_000")),
+            ("integer", Value::Int(-7)),
+            ("numeric", text("-.5")),
+            ("double precision", text("NaN")),
+            ("numeric", Value::Int(3)),
+            ("uuid", text("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
+            ("date", Value::Timestamp(0)),
+            ("text", Value::Int(3)),
+            ("jsonb", Value::Int(3)),
+            ("bigint", Value::Null),
+        ] {
+            assert!(fits(column_type, &value), "{column_type} {value:?}");
+        }
+        assert_eq!(describe(&text(&"y".repeat(50))), format!("text \"{}…\"", "y".repeat(40)));
     }
 }

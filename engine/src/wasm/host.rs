@@ -8,6 +8,7 @@ use super::Limits;
 use super::bindings::host::{self, Level};
 use super::bindings::types::ColumnValue;
 use super::determinism::BatchEnvironment;
+use super::output::{GuestOutput, Stream};
 
 /// Reads rows of a projection's own tables for the guest's `get-row` import.
 ///
@@ -37,6 +38,8 @@ pub(crate) struct HostState {
     pub(crate) limits: StoreLimits,
     /// The time and randomness of the batch being applied.
     pub(crate) environment: BatchEnvironment,
+    /// The guest's stdout and stderr, logged line by line.
+    output: [GuestOutput; 2],
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -44,10 +47,12 @@ pub(crate) struct HostState {
 impl HostState {
     pub(crate) fn new(projection: String, rows: Box<dyn RowSource>, limits: &Limits) -> Self {
         // No preopened directories, no environment, no arguments, no sockets, no name
-        // lookups, stdio discarded; clocks and randomness from the batch: the guest gets
-        // WASI's shape, not its authority.
+        // lookups, stdout and stderr into the host's log (bounded), clocks and randomness from
+        // the batch: the guest gets WASI's shape, not its authority.
+        let output = [GuestOutput::new(&projection, Stream::Stdout), GuestOutput::new(&projection, Stream::Stderr)];
         let mut builder = WasiCtx::builder();
         builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        builder.stdout(output[0].clone()).stderr(output[1].clone());
         let environment = BatchEnvironment::install(&projection, &mut builder);
         let wasi = builder.build();
         HostState {
@@ -61,9 +66,17 @@ impl HostState {
                 .trap_on_grow_failure(true)
                 .build(),
             environment,
+            output,
             wasi,
             table: ResourceTable::new(),
         }
+    }
+}
+
+impl HostState {
+    /// Ends a call into the guest: flushes what it printed to the log (see [`GuestOutput`]).
+    pub(crate) fn end_call(&self) {
+        self.output.iter().for_each(GuestOutput::end_call);
     }
 }
 

@@ -8,6 +8,7 @@
 mod bindings;
 mod determinism;
 mod host;
+mod output;
 mod runtime;
 
 pub use bindings::{CONTRACT_VERSION, types};
