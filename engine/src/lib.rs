@@ -7,6 +7,8 @@
 pub mod bench;
 pub mod db;
 pub mod generate;
+pub mod http;
+pub mod metrics;
 pub mod migrate;
 pub mod readmodel;
 pub mod runner;

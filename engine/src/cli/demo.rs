@@ -32,6 +32,10 @@ pub struct Args {
     /// exists): lowercase letters, digits and `_`.
     #[arg(long, default_value = "refract_demo", value_parser = database_name)]
     database: String,
+    /// Address of the engine's status page, `/status` and `/metrics`; `off` serves nothing.
+    /// When the port is taken, a free one is used (the URL is printed).
+    #[arg(long, env = "REFRACT_HTTP", default_value = crate::config::DEFAULT_HTTP, value_name = "ADDR|off")]
+    http: crate::config::HttpAddress,
 }
 
 /// Runs `refract demo`.
@@ -58,6 +62,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (name, path) in refract_projection_artifacts::all() {
         std::fs::copy(path, dir.path().join(format!("{name}.wasm"))).with_context(|| format!("copying {path}"))?;
     }
+    let http = args.http.0.map(serve_on).transpose()?;
+    if let Some(listener) = &http {
+        println!("  status page  http://{}/  (and /status, /metrics)", listener.local_addr());
+    }
     let status = StatusBoard::default();
     let (stop, shutdown) = watch::channel(false);
     let engine = tokio::spawn(refract::runner::run(
@@ -67,6 +75,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             projections_dir: dir.path().to_owned(),
             poll_interval: Duration::from_millis(500),
             notify: true,
+            http,
+            cache_dir: refract::runner::deploy::default_cache_dir(),
         },
         status.clone(),
         shutdown,
@@ -93,6 +103,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     engine.await.context("the engine task panicked")??;
     println!("stopped cleanly");
     Ok(())
+}
+
+/// Binds `address`, or a free port on the same host when its port is taken: the demo should
+/// not fail because another engine serves there.
+fn serve_on(address: std::net::SocketAddr) -> anyhow::Result<refract::http::Listener> {
+    refract::http::Listener::bind(address)
+        .or_else(|_| refract::http::Listener::bind(std::net::SocketAddr::new(address.ip(), 0)))
+        .with_context(|| format!("cannot serve HTTP on {}", address.ip()))
 }
 
 fn database_name(name: &str) -> Result<String, String> {

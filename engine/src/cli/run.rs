@@ -4,14 +4,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ArgMatches;
 use tokio::sync::watch;
 
 use super::DbArgs;
+use crate::config::{self, HttpAddress, LogFormat, RunFile, layered};
 use refract::runner::{RunConfig, StatusBoard};
 
 /// Arguments of `refract run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// TOML file holding any of these settings (keys: the flag names with `_` for `-`, e.g.
+    /// `poll_interval_ms = 500`); flags and environment variables take precedence over it.
+    #[arg(long, env = "REFRACT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     /// Directory of projection components (`NAME.wasm`, with optional settings in `NAME.toml`).
@@ -23,17 +29,61 @@ pub struct Args {
     /// Do not LISTEN for new-event notifications; rely on polling alone.
     #[arg(long, env = "REFRACT_NO_NOTIFY")]
     no_notify: bool,
+    /// Address of `/healthz`, `/status`, `/metrics` and the status page at `/`; `off` serves
+    /// nothing; port 0 picks a free port (the address is logged: "serving HTTP on ...").
+    #[arg(long, env = "REFRACT_HTTP", default_value = config::DEFAULT_HTTP, value_name = "ADDR|off")]
+    http: HttpAddress,
+    /// Directory where compiled components are cached by content hash, so that a restart or
+    /// a reload does not compile an unchanged component again [default: $XDG_CACHE_HOME/refract,
+    /// else ~/.cache/refract; an empty value turns the cache off].
+    #[arg(long, env = "REFRACT_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// The settings of `refract run` once flags, environment, file and defaults are merged.
+#[derive(Debug)]
+pub struct Settings {
+    config: RunConfig,
+    http: Option<std::net::SocketAddr>,
+    /// The log format (`--log-format`, or `log_format` in the file).
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Merges `args` (and the global `log_format`) with the config file they name, if any.
+    /// `matches` are the matches of `refract run`, which tell which values are defaults.
+    pub fn resolve(args: &Args, log_format: LogFormat, matches: &ArgMatches) -> anyhow::Result<Settings> {
+        let file = args.config.as_deref().map(RunFile::read).transpose()?.unwrap_or_default();
+        let m = matches;
+        let poll_interval_ms = layered(m, "poll_interval_ms", args.poll_interval_ms, file.poll_interval_ms);
+        Ok(Settings {
+            config: RunConfig {
+                database_url: layered(m, "database_url", args.db.database_url.clone(), file.database_url),
+                store_schema: layered(m, "schema", args.db.schema.clone(), file.schema),
+                projections_dir: layered(m, "projections", args.projections.clone(), file.projections),
+                poll_interval: Duration::from_millis(poll_interval_ms.max(1)),
+                notify: !layered(m, "no_notify", args.no_notify, file.no_notify),
+                http: None,
+                cache_dir: layered(m, "cache_dir", args.cache_dir.clone(), file.cache_dir.map(Some))
+                    .map_or_else(refract::runner::deploy::default_cache_dir, |dir| {
+                        (!dir.as_os_str().is_empty()).then(|| std::path::absolute(&dir).unwrap_or(dir))
+                    }),
+            },
+            http: layered(m, "http", args.http, file.http).0,
+            log_format: layered(m, "log_format", log_format, file.log_format),
+        })
+    }
 }
 
 /// Runs `refract run` until SIGINT or SIGTERM.
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = RunConfig {
-        database_url: args.db.database_url,
-        store_schema: args.db.schema,
-        projections_dir: args.projections,
-        poll_interval: Duration::from_millis(args.poll_interval_ms.max(1)),
-        notify: !args.no_notify,
-    };
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let mut config = settings.config;
+    if let Some(address) = settings.http {
+        let listener = refract::http::Listener::bind(address)
+            .with_context(|| format!("cannot serve HTTP on {address} (--http, REFRACT_HTTP; `off` serves nothing)"))?;
+        tracing::info!(address = %listener.local_addr(), "serving HTTP on http://{}/", listener.local_addr());
+        config.http = Some(listener);
+    }
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

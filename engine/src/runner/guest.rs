@@ -39,9 +39,13 @@ impl Guest {
         let (calls, incoming) = mpsc::channel::<Call>();
         let (ready, started) = oneshot::channel();
         let label = name.to_owned();
+        // The guest's `log` calls and the host's own logs on this thread belong to the
+        // projection's span (name and version), as the worker's do.
+        let span = tracing::Span::current();
         std::thread::Builder::new()
             .name(format!("guest-{name}"))
             .spawn(move || {
+                let _span = span.entered();
                 let mut instance = match projector.instantiate(&label, &limits, rows) {
                     Ok(instance) => instance,
                     Err(e) => {
