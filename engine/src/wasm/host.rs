@@ -4,11 +4,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::Limits;
 use super::bindings::host::{self, Level};
 use super::bindings::types::ColumnValue;
 use super::determinism::BatchEnvironment;
 use super::output::{GuestOutput, Stream};
+use super::{Limits, WasmError};
 
 /// Reads rows of a projection's own tables for the guest's `get-row` import.
 ///
@@ -77,6 +77,15 @@ impl HostState {
     /// Ends a call into the guest: flushes what it printed to the log (see [`GuestOutput`]).
     pub(crate) fn end_call(&self) {
         self.output.iter().for_each(GuestOutput::end_call);
+    }
+
+    /// `error` of the call under way, a trap explained by the guest's last lines on stderr
+    /// (where a panic prints its message), if it printed any.
+    pub(crate) fn explain(&self, error: WasmError) -> WasmError {
+        match (error, self.output[1].recent()) {
+            (WasmError::Trap(trap), Some(stderr)) => WasmError::Trap(format!("{trap}; its stderr said: {stderr}")),
+            (error, _) => error,
+        }
     }
 }
 

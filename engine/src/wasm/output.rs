@@ -6,6 +6,7 @@
 //! the call ends. Memory held per stream is therefore one line, and the log gets at most a
 //! few hundred records per batch from a guest printing megabytes.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 pub const MAX_LINE_BYTES: usize = 1024;
 /// Lines of one stream logged per call into the guest; further lines are counted only.
 pub const MAX_LINES_PER_CALL: usize = 100;
+/// Lines of the current call kept to explain a trap (a Rust panic prints its message there).
+const RECENT_LINES: usize = 4;
 /// What a guest may write at once (a permit of WASI's `check-write`); the stream never blocks.
 const PERMIT: usize = 64 << 10;
 
@@ -55,6 +58,8 @@ struct Lines {
     logged: usize,
     /// Lines not logged during the current call, past [`MAX_LINES_PER_CALL`].
     dropped: usize,
+    /// The last [`RECENT_LINES`] lines of the current call, logged or not.
+    recent: VecDeque<String>,
 }
 
 impl GuestOutput {
@@ -66,7 +71,20 @@ impl GuestOutput {
             cut: 0,
             logged: 0,
             dropped: 0,
+            recent: VecDeque::new(),
         })))
+    }
+
+    /// The last lines printed during the current call (an unfinished one included), joined
+    /// with ` / `; `None` when there are none.
+    pub(crate) fn recent(&self) -> Option<String> {
+        let lines = self.lock();
+        let pending = String::from_utf8_lossy(&lines.line);
+        let mut recent: Vec<&str> = lines.recent.iter().map(String::as_str).collect();
+        if !pending.is_empty() {
+            recent.push(&pending);
+        }
+        (!recent.is_empty()).then(|| recent.join(" / "))
     }
 
     /// Ends a call into the guest: logs an unfinished line and how many lines were dropped,
@@ -88,6 +106,7 @@ impl GuestOutput {
         }
         lines.logged = 0;
         lines.dropped = 0;
+        lines.recent.clear();
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -120,11 +139,11 @@ impl GuestOutput {
 
 impl Lines {
     fn end_line(&mut self) {
+        let text = String::from_utf8_lossy(self.line.strip_suffix(b"\r").unwrap_or(&self.line)).into_owned();
         if self.logged >= MAX_LINES_PER_CALL {
             self.dropped += 1;
         } else {
             self.logged += 1;
-            let text = String::from_utf8_lossy(self.line.strip_suffix(b"\r").unwrap_or(&self.line));
             let (projection, stream) = (self.projection.as_str(), self.stream.as_str());
             let cut = self.cut;
             match (self.stream, cut) {
@@ -138,6 +157,10 @@ impl Lines {
                 }
             }
         }
+        if self.recent.len() == RECENT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(text);
         self.line.clear();
         self.cut = 0;
     }
@@ -213,7 +236,10 @@ mod tests {
         assert_eq!(state(&output), (1, 0, 2, 0), "two lines ended, `c` pending");
         output.write_bytes(&b"x\n".repeat(2 * MAX_LINES_PER_CALL));
         assert_eq!(state(&output), (0, 0, MAX_LINES_PER_CALL, MAX_LINES_PER_CALL + 2));
+        output.write_bytes(b"panicked at:\npoison\nnote");
+        assert_eq!(output.recent().as_deref(), Some("x / x / panicked at: / poison / note"));
         output.end_call();
         assert_eq!(state(&output), (0, 0, 0, 0), "a fresh allowance for the next call");
+        assert_eq!(output.recent(), None);
     }
 }

@@ -211,6 +211,7 @@ impl Instance {
         self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         let projection = self.bindings.refract_projection_projection();
         let result = projection.call_describe(&mut self.store).map_err(|e| classify(e, &self.limits));
+        let result = result.map_err(|e| self.store.data().explain(e));
         self.store.data().end_call();
         result
     }
@@ -223,6 +224,7 @@ impl Instance {
         self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
         let projection = self.bindings.refract_projection_projection();
         let result = projection.call_apply(&mut self.store, events).map_err(|e| classify(e, &self.limits));
+        let result = result.map_err(|e| self.store.data().explain(e));
         self.store.data().end_call();
         result
     }
@@ -240,7 +242,11 @@ fn classify(error: wasmtime::Error, limits: &Limits) -> WasmError {
         _ if error.chain().any(|cause| cause.to_string().contains(FUEL_EXHAUSTED)) => {
             WasmError::ResultTooLarge(limits.max_result_bytes)
         }
-        _ => WasmError::Trap(format!("{error:#}")),
+        _ => {
+            // One line for the status: the cause, not wasmtime's backtrace (logged for debugging).
+            tracing::debug!(error = format!("{error:?}"), "guest call failed");
+            WasmError::Trap(error.root_cause().to_string())
+        }
     }
 }
 
