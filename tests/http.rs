@@ -1,6 +1,7 @@
 //! The HTTP endpoints of a running engine (`--http`): `/healthz`, `/status` (the document of
 //! `refract status --json`), `/metrics` (OpenMetrics text whose counters follow the events
-//! applied), and the JSON log format carrying each projection's name and version.
+//! applied), and the JSON log format carrying each projection's name and version (what a
+//! guest prints included).
 
 mod engine_http;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use engine_http::{generate, get, http_address};
 use order_domain::{ITEM_ADDED, ITEM_REMOVED, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED, ORDER_SHIPPED};
-use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
+use refract_projection_artifacts::{HOSTILE_WASI_IO, ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
 use refract_test_harness::engine::{EngineProcess, start_over, wait_caught_up};
 use serde_json::Value;
@@ -26,12 +27,15 @@ const SUBSCRIBED: [(&str, &[&str]); 2] = [
     ("revenue_by_day", &[ORDER_CREATED, ITEM_ADDED, ITEM_REMOVED, ORDER_CONFIRMED, ORDER_CANCELLED]),
 ];
 
-/// Starts the engine over both example projections, serving HTTP on a free port.
+/// Starts the engine over both example projections and `more` components, serving HTTP on a
+/// free port.
 async fn engine(
     db: &TestDb,
+    more: &[&str],
     extra: &[&str],
 ) -> anyhow::Result<(tempfile::TempDir, EngineProcess, std::net::SocketAddr)> {
-    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], extra)?;
+    let components: Vec<&str> = [ORDER_SUMMARY, REVENUE_BY_DAY].into_iter().chain(more.iter().copied()).collect();
+    let (dir, engine) = start_over(BIN, db.url(), &components, extra)?;
     let address = http_address(&engine).await?;
     Ok((dir, engine, address))
 }
@@ -49,8 +53,9 @@ async fn wait_live(address: std::net::SocketAddr, engine: &EngineProcess) -> any
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
         let report = status(address)?;
-        let live = report["projections"].as_array().context("projections")?.iter().filter(|p| p["state"] == "live");
-        if live.count() == SUBSCRIBED.len() {
+        let projections = report["projections"].as_array().context("projections")?;
+        let live = |name: &str| projections.iter().any(|p| p["name"] == name && p["state"] == "live");
+        if SUBSCRIBED.iter().all(|(name, _)| live(name)) {
             return Ok(report);
         }
         if std::time::Instant::now() > deadline {
@@ -65,7 +70,7 @@ async fn metrics_are_openmetrics_text_and_count_the_events_applied() -> anyhow::
     let db = TestDb::migrated().await?;
     let client = db.connect().await?;
     generate(&db, 150, 1).await?;
-    let (_dir, engine, address) = engine(&db, &[]).await?;
+    let (_dir, engine, address) = engine(&db, &[], &[]).await?;
 
     let health = get(address, "/healthz")?;
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
@@ -125,7 +130,7 @@ async fn status_endpoint_serves_the_document_of_refract_status_json() -> anyhow:
     let db = TestDb::migrated().await?;
     let client = db.connect().await?;
     generate(&db, 100, 3).await?;
-    let (_dir, engine, address) = engine(&db, &[]).await?;
+    let (_dir, engine, address) = engine(&db, &[], &[]).await?;
     wait_caught_up(&client, &["order_summary", "revenue_by_day"], LIMIT, &engine).await?;
     wait_live(address, &engine).await?;
 
@@ -154,8 +159,9 @@ async fn json_logs_are_json_lines_and_name_the_projection_and_version() -> anyho
     let db = TestDb::migrated().await?;
     let client = db.connect().await?;
     generate(&db, 50, 4).await?;
-    let (_dir, mut engine, address) = engine(&db, &["--log-format", "json"]).await?;
-    wait_caught_up(&client, &["order_summary", "revenue_by_day"], LIMIT, &engine).await?;
+    // hostile_wasi_io prints on stdout and stderr from the guest, which the host logs.
+    let (_dir, mut engine, address) = engine(&db, &[HOSTILE_WASI_IO], &["--log-format", "json"]).await?;
+    wait_caught_up(&client, &["order_summary", "revenue_by_day", "hostile_wasi_io"], LIMIT, &engine).await?;
     let report = wait_live(address, &engine).await?;
     assert!(engine.stop()?.success(), "{}", engine.log());
 
@@ -179,7 +185,12 @@ async fn json_logs_are_json_lines_and_name_the_projection_and_version() -> anyho
             *in_span.entry(name.to_owned()).or_insert(0) += 1;
         }
     }
-    assert_eq!(in_span.keys().collect::<Vec<_>>(), ["order_summary", "revenue_by_day"], "{log}");
+    assert_eq!(in_span.keys().collect::<Vec<_>>(), ["hostile_wasi_io", "order_summary", "revenue_by_day"], "{log}");
+    // What the guest printed is logged on the guest's thread, inside the projection's span.
+    let printed = log.lines().find(|l| l.contains("a guest says hello on stdout")).with_context(|| log.clone())?;
+    let printed: Value = serde_json::from_str(printed)?;
+    assert_eq!(printed["span"]["projection"], "hostile_wasi_io", "{printed}");
+    assert_eq!(printed["span"]["version"].as_str(), Some(versions["hostile_wasi_io"]), "{printed}");
     Ok(())
 }
 
