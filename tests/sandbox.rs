@@ -138,24 +138,108 @@ async fn a_memory_bomb_traps_at_its_memory_limit() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The event `trap1000` traps on: the 1000th of the log, at global position 1000.
+const POISON: i64 = 1000;
+
+/// The id of the event at `position`.
+async fn event_id(client: &Client, position: i64) -> anyhow::Result<uuid::Uuid> {
+    Ok(client.query_one("SELECT event_id FROM events WHERE global_position = $1", &[&position]).await?.get(0))
+}
+
+/// Positions of the log that `hostile_trap1000.hits` has no row for.
+async fn positions_missing_from_hits(client: &Client) -> anyhow::Result<Vec<i64>> {
+    let sql = "SELECT global_position FROM events e
+                WHERE NOT EXISTS (SELECT 1 FROM hostile_trap1000.hits h WHERE h.position = e.global_position)
+                ORDER BY 1";
+    Ok(client.query(sql, &[]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_at_the_1000th_event_fails_its_batch_and_names_it() -> anyhow::Result<()> {
     let run = Scenario::run(artifacts::HOSTILE_TRAP1000, None, 13).await?;
-    let poison: i64 = run
-        .client
-        .query_one(
-            "SELECT global_position FROM events ORDER BY transaction_id, global_position OFFSET 999 LIMIT 1",
-            &[],
-        )
-        .await?
-        .get(0);
     let error = run.failure().await?;
-    assert!(error.contains("trapped"), "{error}");
+    assert!(error.contains("trapped") && error.contains("poison"), "{error}");
     // A trap ends the whole batch; the engine replays it event by event to name the event.
-    assert_eq!(run.status()?["last_error_position"], poison, "{error}");
+    let status = run.status()?;
+    assert_eq!(status["last_error_position"], POISON, "{status}");
+    assert_eq!(status["last_error_event_id"], event_id(&run.client, POISON).await?.to_string(), "{status}");
     // The batch rolled back: nothing at or after the poison event was written.
     let sql = "SELECT count(*) FROM hostile_trap1000.hits WHERE position >= $1";
-    assert_eq!(run.client.query_one(sql, &[&poison]).await?.get::<_, i64>(0), 0);
+    assert_eq!(run.client.query_one(sql, &[&POISON]).await?.get::<_, i64>(0), 0);
+    // Under the default policy nothing is dead-lettered.
+    let dead: i64 = run.client.query_one("SELECT count(*) FROM dead_letters", &[]).await?.get(0);
+    assert_eq!(dead, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_skip_a_poison_event_is_dead_lettered_and_the_projection_goes_on() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_TRAP1000, Some("on_error = \"skip\"\n"), 25).await?;
+    wait_caught_up(&run.client, &[run.name.as_str()], PATIENCE, &run.engine).await?;
+    let rows = run
+        .client
+        .query("SELECT projection_name, position, event_id, event_type, stream_id, error FROM dead_letters", &[])
+        .await?;
+    assert_eq!(rows.len(), 1, "exactly the poison event is dead-lettered");
+    let (name, position, id): (String, i64, uuid::Uuid) = (rows[0].get(0), rows[0].get(1), rows[0].get(2));
+    assert_eq!((name.as_str(), position, id), ("hostile_trap1000", POISON, event_id(&run.client, POISON).await?));
+    let error: String = rows[0].get(5);
+    assert!(error.contains("trapped") && error.contains("poison: the 1000th event"), "{error}");
+    let (kind, stream): (String, String) = (rows[0].get(3), rows[0].get(4));
+    let event =
+        run.client.query_one("SELECT event_type, stream_id FROM events WHERE global_position = $1", &[&POISON]).await?;
+    assert_eq!((kind, stream), (event.get(0), event.get(1)));
+    // Every other event has its row; the projection is not failed.
+    assert_eq!(positions_missing_from_hits(&run.client).await?, [POISON]);
+    assert_ne!(run.status()?["state"], "failed");
+    run.assert_healthy_exact().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refract_retry_resumes_a_failed_projection_once_its_cause_is_fixed() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_TRAP1000, None, 26).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("poison"), "{error}");
+    // Retried before the fix, it fails again at the same event.
+    let url = run.db.url();
+    let again = std::process::Command::new(BIN)
+        .args(["retry", "hostile_trap1000", "--wait", "1", "--database-url", url])
+        .output()?;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("asked the engine to resume"), "{again:?}");
+    let deadline = Instant::now() + PATIENCE;
+    while !run.engine.log().contains("retry requested: resuming from the checkpoint") {
+        anyhow::ensure!(Instant::now() < deadline, "the retry was not taken up:\n{}", run.engine.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.failure().await?;
+    assert_eq!(run.status()?["last_error_position"], POISON);
+    // The fix: `trap1000` spares its poison event once its table has a row at position 0.
+    let pardon = "INSERT INTO hostile_trap1000.hits (position, count, note) VALUES (0, 0, 'fixed')";
+    run.client.execute(pardon, &[]).await?;
+    let out = refract(&["retry", "hostile_trap1000", "--database-url", url])?;
+    assert!(out.contains("resumed"), "{out}");
+    wait_caught_up(&run.client, &[run.name.as_str()], PATIENCE, &run.engine).await?;
+    assert_eq!(positions_missing_from_hits(&run.client).await?, Vec::<i64>::new());
+    assert_eq!(run.rows("hits").await?, run.events + 1, "one row per event, and the fix's row");
+    assert_ne!(run.status()?["state"], "failed");
+    run.assert_healthy_exact().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_refuses_a_projection_that_is_not_failed() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_ENTROPY, None, 27).await?;
+    let deadline = Instant::now() + PATIENCE;
+    // Until its engine has published a status for it (`engine` is the publisher).
+    while !run.status()?["engine"].is_string() {
+        anyhow::ensure!(Instant::now() < deadline, "no status published:\n{}", run.engine.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (name, refusal) in [("hostile_entropy", "not failed"), ("nothing_here", "no projection named \"nothing_here\"")]
+    {
+        let out = std::process::Command::new(BIN).args(["retry", name, "--database-url", run.db.url()]).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(refusal), "{stderr}");
+    }
     Ok(())
 }
 
@@ -171,7 +255,8 @@ async fn refused_operation(component: &str, seed: u32, expected: &[&str]) -> any
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_of_the_wrong_type_fails_the_projection() -> anyhow::Result<()> {
-    refused_operation(artifacts::HOSTILE_BAD_VALUE, 15, &["invalid input syntax for type bigint: \"x\""]).await
+    let expected = "operation 0: column \"count\" of table \"hits\" is bigint, but the value is text \"x\"";
+    refused_operation(artifacts::HOSTILE_BAD_VALUE, 15, &[expected]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,7 +328,50 @@ async fn files_directories_environment_and_sockets_are_denied() -> anyhow::Resul
     for (attempt, outcome) in &attempts {
         assert!(outcome.starts_with("denied"), "{attempt}: {outcome}");
     }
+    // What it printed is in the engine's log, line by line, with the projection's name.
+    let log = run.engine.log();
+    let logged = |text: &str| {
+        log.lines().any(|l| l.contains(text) && l.contains("hostile_wasi_io") && !text.contains("hostile_wasi_io"))
+    };
+    for line in ["a guest says hello on stdout", "a guest complains on stderr", "line 0", "line 97"] {
+        assert!(logged(line), "{line:?} is not in the engine log:\n{log}");
+    }
+    // Bounded: the megabyte line is cut, and lines past the allowance of a batch are counted.
+    assert!(logged("more bytes not logged"), "{log}");
+    // 1,002 lines on stdout per batch: the first 100 logged (hello, the cut line, lines 0 to 97).
+    assert!(logged("902 more lines of the projection's stdout were not logged"), "{log}");
+    assert!(!logged("line 98"), "more than 100 lines were logged");
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4096, "a log line of {longest} bytes");
     Ok(())
+}
+
+/// Runs a component the engine must refuse at load: the healthy projections beside it run
+/// exactly right, and the engine's log explains the refusal with each of `expected`.
+async fn refused_at_load(component: &str, seed: u32, expected: &[&str]) -> anyhow::Result<()> {
+    let run = Scenario::run(component, None, seed).await?;
+    let log = run.engine.log();
+    let file = Path::new(component).file_name().and_then(|f| f.to_str()).expect("a file name");
+    let refusal = log.lines().find(|l| l.contains("component refused") && l.contains(file));
+    let refusal = refusal.unwrap_or_else(|| panic!("no refusal of {file} in the engine log:\n{log}"));
+    assert!(expected.iter().all(|e| refusal.contains(e)), "{refusal}");
+    assert!(run.status()?.is_null(), "a refused component has no status");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_importing_an_interface_the_host_lacks_is_refused_at_load() -> anyhow::Result<()> {
+    let expected = ["the component imports `hostile:oracle/oracle`, which this engine does not provide"];
+    refused_at_load(artifacts::HOSTILE_UNKNOWN_IMPORT, 28, &expected).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_built_against_a_newer_contract_is_refused_at_load() -> anyhow::Result<()> {
+    let expected = [
+        "the component was built against refract:projection@0.2.0 (it uses `refract:projection/projection@0.2.0`)",
+        "it speaks refract:projection@0.1.0",
+    ];
+    refused_at_load(artifacts::HOSTILE_CONTRACT_0_2, 29, &expected).await
 }
 
 /// Copies every event of `from` into the empty log of `to`, identically (ids, positions, times).
@@ -294,11 +422,12 @@ async fn clocks_and_random_numbers_are_the_same_on_every_rebuild() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_million_operations_for_one_event_fail_the_projection() -> anyhow::Result<()> {
-    let run = Scenario::run(artifacts::HOSTILE_FLOOD, None, 24).await?;
+async fn a_million_operations_for_one_event_fail_the_projection_at_its_result_limit() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_FLOOD, Some("max_result_mib = 16\n"), 24).await?;
     let error = run.failure().await?;
-    // Refused while the result is copied out of the guest, before any of it reaches the database.
-    assert!(error.contains("too much data is being copied between the host and the guest"), "{error}");
+    // Refused while the result is copied out of the guest, before any of it reaches the
+    // database; the message names the limit and the setting.
+    assert!(error.contains("more than 16 MiB") && error.contains("setting max_result_mib"), "{error}");
     assert_eq!(run.rows("hits").await?, 0);
     Ok(())
 }
