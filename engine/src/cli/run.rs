@@ -108,3 +108,63 @@ pub async fn wait_for_signal() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::Settings;
+    use crate::config::LogFormat;
+
+    /// The settings of `refract <args>`, as `main` resolves them.
+    fn resolve(args: &[&str]) -> anyhow::Result<Settings> {
+        let matches = crate::Cli::command().try_get_matches_from(args)?;
+        let cli = crate::Cli::from_arg_matches(&matches)?;
+        let crate::Command::Run(run) = &cli.command else { panic!("not refract run") };
+        Settings::resolve(run, cli.log_format, matches.subcommand_matches("run").expect("refract run"))
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("refract.toml");
+        std::fs::write(&file, "poll_interval_ms = 7\nhttp = \"off\"\nlog_format = \"json\"\nprojections = \"p\"\n")
+            .unwrap();
+        let file = file.to_str().unwrap();
+
+        let from_file = resolve(&["refract", "run", "--config", file]).unwrap();
+        assert_eq!(from_file.config.poll_interval.as_millis(), 7);
+        assert_eq!(from_file.http, None);
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.config.projections_dir, dir.path().join("p"));
+        assert!(from_file.config.notify, "a default the file leaves alone");
+
+        let flags = resolve(&[
+            "refract",
+            "--log-format",
+            "text",
+            "run",
+            "--config",
+            file,
+            "--poll-interval-ms",
+            "5",
+            "--http",
+            "127.0.0.1:0",
+            "--no-notify",
+        ])
+        .unwrap();
+        assert_eq!(flags.config.poll_interval.as_millis(), 5);
+        assert_eq!(flags.http, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(flags.log_format, LogFormat::Text);
+        assert!(!flags.config.notify);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("refract.toml");
+        std::fs::write(&file, "poll_interval = 7\n").unwrap();
+        let error = resolve(&["refract", "run", "--config", file.to_str().unwrap()]).expect_err("refused");
+        assert!(format!("{error:#}").contains("unknown field `poll_interval`"), "{error:#}");
+    }
+}
