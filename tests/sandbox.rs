@@ -310,10 +310,21 @@ async fn writing_outside_its_schema_is_refused() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 10: a projection trusted with raw SQL still writes with the engine's role (no per-projection role yet)"]
 async fn a_trusted_projection_still_cannot_drop_the_event_log() -> anyhow::Result<()> {
+    // Its SQL runs as its own role: PostgreSQL refuses; `failure` checks the log is whole.
     let run = Scenario::run(artifacts::HOSTILE_ESCAPE_DROP, Some("allow_sql = true\n"), 23).await?;
-    assert!(run.failure().await?.contains("permission denied"));
+    let error = run.failure().await?;
+    assert!(error.contains("permission denied") || error.contains("must be owner"), "{error}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_projection_still_cannot_write_outside_its_schema() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_ESCAPE_INSERT, Some("allow_sql = true\n"), 24).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("permission denied"), "{error}");
+    let sql = "SELECT count(*) FROM public.streams WHERE stream_id = 'escaped-1'";
+    assert_eq!(run.client.query_one(sql, &[]).await?.get::<_, i64>(0), 0, "the escaped row was written");
     Ok(())
 }
 

@@ -117,6 +117,7 @@ pub const MIGRATIONS: &[Migration] = embedded![
     "0005_notify_on_append",
     "0010_engine",
     "0011_versions",
+    "0012_roles",
 ];
 
 /// The four leading digits of a file stem `NNNN_name`; a malformed stem fails the build.

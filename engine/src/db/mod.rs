@@ -63,7 +63,19 @@ pub enum DbError {
 /// Connects to `url` (URL or `key=value` form) without TLS and spawns the connection task on
 /// the current tokio runtime. The connection closes when the returned client is dropped.
 pub async fn connect(url: &str) -> Result<Client, DbError> {
+    let config: Config = url.parse().map_err(|error| DbError::InvalidUrl { url: url.to_owned(), error })?;
+    connect_with(config).await
+}
+
+/// Like [`connect`], logging in as `user` with `password` instead of the URL's user: a
+/// projection's writing connection, as the role of its own that the engine created.
+pub async fn connect_as(url: &str, user: &str, password: &str) -> Result<Client, DbError> {
     let mut config: Config = url.parse().map_err(|error| DbError::InvalidUrl { url: url.to_owned(), error })?;
+    config.user(user).password(password);
+    connect_with(config).await
+}
+
+async fn connect_with(mut config: Config) -> Result<Client, DbError> {
     // A peer that vanished without closing (a dead host, a cut network) is noticed within
     // about a minute, so that a lost owner's lock is released and a standby takes over.
     config

@@ -1,5 +1,7 @@
 //! Committing a batch: the read-model writes and the checkpoint in one transaction.
 
+use std::time::Duration;
+
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -49,32 +51,41 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
 }
 
 /// Applies `statements` and moves the checkpoint of the projection version whose schema is
-/// `name` (also its checkpoint key) from `from` to `to`, atomically.
+/// `name` (also its checkpoint key) from `from` to `to`, atomically, each statement within
+/// `statement_timeout`.
+///
+/// `client` may be logged in as the version's own role: the checkpoint moves through
+/// `refract_advance`, which lets a role move its own checkpoint only. It is moved twice: first
+/// in place (which locks the row and checks that it stands at `from`, so that a fenced-off
+/// version stops before it writes), then to `to` after the statements, which fails if they
+/// touched it.
 pub async fn commit_batch(
     client: &mut Client,
     store_schema: &str,
     name: &str,
-    from: Cursor,
-    to: Cursor,
+    (from, to): (Cursor, Cursor),
     statements: &[Statement],
+    statement_timeout: Duration,
 ) -> Result<(), CommitError> {
     let tx = client.transaction().await?;
     // Raw SQL operations of the guest name the projection's tables unqualified.
-    tx.batch_execute(&format!("SET LOCAL search_path TO {}", quote_ident(name))).await?;
-    let moved = tx
-        .execute(
-            &format!(
-                "UPDATE {}.checkpoints SET transaction_id = $1::bigint::text::xid8, position = $2, updated_at = now()
-                  WHERE projection_name = $3 AND transaction_id = $4::bigint::text::xid8 AND position = $5",
-                quote_ident(store_schema)
-            ),
-            &[&to.transaction_id, &to.position, &name, &from.transaction_id, &from.position],
-        )
-        .await?;
-    if moved != 1 {
-        return Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from });
-    }
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {}; SET LOCAL statement_timeout = {}",
+        quote_ident(name),
+        statement_timeout.as_millis().max(1)
+    ))
+    .await?;
+    let advance = format!("SELECT {}.refract_advance($1, $2, $3, $4, $5)", quote_ident(store_schema));
+    let step = async |a: Cursor, b: Cursor| -> Result<(), CommitError> {
+        let moved: bool = tx
+            .query_one(&advance, &[&name, &a.transaction_id, &a.position, &b.transaction_id, &b.position])
+            .await?
+            .get(0);
+        if moved { Ok(()) } else { Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from }) }
+    };
+    step(from, from).await?;
     readmodel::execute(&tx, statements).await?;
+    step(from, to).await?;
     tx.commit().await?;
     Ok(())
 }

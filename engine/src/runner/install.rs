@@ -9,6 +9,7 @@
 //! the old version off (its checkpoint row goes, so its next commit fails), and the old schema
 //! is dropped.
 
+use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::loader::Loaded;
@@ -201,10 +202,19 @@ async fn create_tables(tx: &Transaction<'_>, store: &str, loaded: &Loaded, schem
         return Err(InstallError::ForeignSchema(schema.to_owned()));
     }
     tx.batch_execute(&format!("CREATE SCHEMA {0}; SET LOCAL search_path TO {0}", quote_ident(schema))).await?;
+    // The component's DDL runs with the rights of the version's own role, when there is one:
+    // it creates tables in its schema and nothing elsewhere.
+    let role = create_role(tx, store, schema).await?;
+    if let Some(role) = &role {
+        tx.batch_execute(&format!("SET LOCAL ROLE {}", quote_ident(&role.name))).await?;
+    }
     for table in &loaded.description.tables {
         tx.batch_execute(&table.ddl)
             .await
             .map_err(|error| InstallError::Ddl { name: loaded.name().to_owned(), error })?;
+    }
+    if role.is_some() {
+        tx.batch_execute("RESET ROLE").await?;
     }
     tx.execute(
         &format!(
@@ -231,10 +241,14 @@ pub async fn prepare_snapshot(
     Ok(Target { name: loaded.name().to_owned(), schema: into.to_owned(), active: false })
 }
 
-/// Ends a point-in-time build: its checkpoint row goes; its schema stays for the reader.
-pub async fn finish_snapshot(client: &Client, store_schema: &str, into: &str) -> Result<(), InstallError> {
+/// Ends a point-in-time build: its checkpoint row and its role go; its schema stays for the
+/// reader, owned by the engine's user.
+pub async fn finish_snapshot(client: &mut Client, store_schema: &str, into: &str) -> Result<(), InstallError> {
     let store = quote_ident(store_schema);
-    client.execute(&format!("DELETE FROM {store}.checkpoints WHERE projection_name = $1"), &[&into]).await?;
+    let tx = client.transaction().await?;
+    drop_role(&tx, store_schema, into, true).await?;
+    tx.execute(&format!("DELETE FROM {store}.checkpoints WHERE projection_name = $1"), &[&into]).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -325,15 +339,16 @@ pub async fn switch(
     Ok(old)
 }
 
-/// Drops a version that is no longer active: its schema, its registry row, its checkpoint.
+/// Drops a version that is no longer active: its schema, its role, its registry row, its
+/// checkpoint.
 pub async fn retire(client: &impl GenericClient, store_schema: &str, schema: &str) -> Result<(), InstallError> {
     let store = quote_ident(store_schema);
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(schema))).await?;
+    drop_role(client, store_schema, schema, false).await?;
     client
         .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE;
-             DELETE FROM {store}.refract_versions WHERE schema_name = {literal};
+            "DELETE FROM {store}.refract_versions WHERE schema_name = {literal};
              DELETE FROM {store}.checkpoints WHERE projection_name = {literal}",
-            quote_ident(schema),
             literal = quote_literal(schema),
         ))
         .await?;
@@ -391,6 +406,93 @@ impl From<tokio_postgres::Error> for DropError {
     fn from(e: tokio_postgres::Error) -> Self {
         DropError::Install(e.into())
     }
+}
+
+/// The login of a projection version's own PostgreSQL role: its writing connection uses it.
+#[derive(Clone)]
+pub struct Role {
+    /// The role's name.
+    pub name: String,
+    /// Its password (random, kept in `refract_roles`, readable by the engine's user only).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Role").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Creates the role of the version whose schema (and checkpoint key) is `schema`: it logs in,
+/// owns the schema, may advance its own checkpoint, and has no other rights. `None` when the
+/// engine's user may not create roles (neither superuser nor `CREATEROLE`): the version is
+/// then written with the engine's rights, and raw SQL stays refused unless trusted.
+async fn create_role(tx: &Transaction<'_>, store: &str, schema: &str) -> Result<Option<Role>, InstallError> {
+    let row = tx
+        .query_one(
+            "SELECT rolsuper OR rolcreaterole, current_database()::text FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await?;
+    let (may, database): (bool, String) = (row.get(0), row.get(1));
+    if !may {
+        return Ok(None);
+    }
+    // Roles belong to the whole cluster: the name is unique per database, store and version.
+    let digest = Sha256::digest(format!("{database}\0{store}\0{schema}").as_bytes());
+    let name = format!("refract_{}", digest.iter().take(10).map(|b| format!("{b:02x}")).collect::<String>());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let (role, schema_ident) = (quote_ident(&name), quote_ident(schema));
+    // Grants on the same object (the store schema, the functions) from concurrent transactions
+    // fail ("tuple concurrently updated"): role creation is serialized.
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('refract.roles', 0));
+         CREATE ROLE {role} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {password};
+         GRANT {role} TO CURRENT_USER;
+         ALTER SCHEMA {schema_ident} OWNER TO {role};
+         GRANT USAGE ON SCHEMA {store} TO {role};
+         GRANT EXECUTE ON FUNCTION {store}.refract_advance(text, bigint, bigint, bigint, bigint) TO {role};
+         GRANT EXECUTE ON FUNCTION {store}.refract_dead_letter(text, text, text[], text[]) TO {role}",
+        password = quote_literal(&password),
+    ))
+    .await?;
+    tx.execute(
+        &format!("INSERT INTO {store}.refract_roles (checkpoint_key, role_name, password) VALUES ($1, $2, $3)"),
+        &[&schema, &name, &password],
+    )
+    .await?;
+    Ok(Some(Role { name, password }))
+}
+
+/// The role of the version whose checkpoint key is `key`, if it has one.
+pub async fn role_of(
+    client: &impl GenericClient,
+    store_schema: &str,
+    key: &str,
+) -> Result<Option<Role>, tokio_postgres::Error> {
+    let sql = format!("SELECT role_name, password FROM {}.refract_roles WHERE checkpoint_key = $1", quote_ident(store_schema));
+    Ok(client.query_opt(&sql, &[&key]).await?.map(|r| Role { name: r.get(0), password: r.get(1) }))
+}
+
+/// Drops the role of the version under `key`, if it has one, with its privileges and whatever
+/// it still owns in this database (`keep_objects`: hands them to the engine's user instead).
+async fn drop_role(
+    client: &impl GenericClient,
+    store_schema: &str,
+    key: &str,
+    keep_objects: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let Some(role) = role_of(client, store_schema, key).await? else { return Ok(()) };
+    let role_ident = quote_ident(&role.name);
+    let reassign = if keep_objects { format!("REASSIGN OWNED BY {role_ident} TO CURRENT_USER;") } else { String::new() };
+    client
+        .batch_execute(&format!(
+            "{reassign} DROP OWNED BY {role_ident}; DROP ROLE IF EXISTS {role_ident};
+             DELETE FROM {}.refract_roles WHERE checkpoint_key = {}",
+            quote_ident(store_schema),
+            quote_literal(key)
+        ))
+        .await
 }
 
 /// `text` as an SQL string literal.

@@ -197,28 +197,24 @@ impl DeadLetters {
         self.0.is_empty()
     }
 
-    /// `statements` followed by the insert of these dead letters of projection `name` into the
-    /// event store's `dead_letters` (in `store_schema`), so that they commit with the batch.
-    /// An event dead-lettered before (by an earlier version of the projection) is updated.
-    pub(super) fn with(&self, mut statements: Vec<Statement>, store_schema: &str, name: &str) -> Vec<Statement> {
+    /// `statements` followed by the insert of these dead letters of projection `name` (whose
+    /// version has checkpoint key `key`) into the event store's `dead_letters` (in
+    /// `store_schema`), so that they commit with the batch. An event dead-lettered before (by
+    /// an earlier version of the projection) is updated.
+    pub(super) fn with(&self, mut statements: Vec<Statement>, store_schema: &str, key: &str, name: &str) -> Vec<Statement> {
         if self.0.is_empty() {
             return statements;
         }
-        let store = quote_ident(store_schema);
-        let sql = format!(
-            "INSERT INTO {store}.dead_letters AS d
-                    (projection_name, position, transaction_id, event_id, stream_id, event_type, error)
-             SELECT $1::text, e.global_position, e.transaction_id, e.event_id, e.stream_id, e.event_type, u.error
-               FROM unnest($2::text[], $3::text[]) AS u (position, error)
-               JOIN {store}.events e ON e.global_position = u.position::bigint
-             ON CONFLICT (projection_name, position) DO UPDATE
-                SET transaction_id = EXCLUDED.transaction_id, event_id = EXCLUDED.event_id,
-                    stream_id = EXCLUDED.stream_id, event_type = EXCLUDED.event_type, error = EXCLUDED.error,
-                    failed_at = now()"
-        );
+        // Through a function of the engine's: the version's own role cannot read `events`.
+        let sql = format!("SELECT {}.refract_dead_letter($1, $2, $3::text[], $4::text[])", quote_ident(store_schema));
         let positions = self.0.iter().map(|(p, _)| Some(p.to_string())).collect();
         let errors = self.0.iter().map(|(_, e)| Some(e.replace('\0', "\u{FFFD}"))).collect();
-        let params = vec![Param::Scalar(Some(name.to_owned())), Param::Column(positions), Param::Column(errors)];
+        let params = vec![
+            Param::Scalar(Some(key.to_owned())),
+            Param::Scalar(Some(name.to_owned())),
+            Param::Column(positions),
+            Param::Column(errors),
+        ];
         statements.push(Statement { sql, params });
         statements
     }

@@ -17,7 +17,7 @@ use super::coordinator::Control;
 use super::cursor::Cursor;
 use super::guest::Guest;
 use super::install::{
-    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, switch,
+    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, switch,
 };
 use super::loader::Loaded;
 use super::poison::{self, DeadLetters, Verdict};
@@ -114,8 +114,8 @@ enum SessionEnd {
     Done,
     /// Another version replaced the one it served.
     Superseded(String),
-    /// Failed; the session's connection keeps the projection's lock.
-    Failed(tokio_postgres::Client),
+    /// Failed with this error; the session's connection keeps the projection's lock.
+    Failed(tokio_postgres::Client, LastError),
     /// Committed a batch without its poison events (see [`poison`]): the next session goes on
     /// with a fresh instance.
     Skipped,
@@ -151,9 +151,29 @@ pub async fn run(loaded: Loaded, ctx: WorkerContext, mode: Mode) {
     let mut shutdown = ctx.shutdown.clone();
     let mut was_active = false;
     let mut key = name.clone();
+    let mut schema = String::new();
     loop {
         let started = std::time::Instant::now();
-        let outcome = session(&loaded, &ctx, &mode, &mut was_active, &mut key).await;
+        let outcome = session(&loaded, &ctx, &mode, &mut was_active, (&mut key, &mut schema)).await;
+        let outcome = match outcome {
+            Ok(SessionEnd::Failed(owner, error)) => {
+                let gone = !schema.is_empty()
+                    && matches!(read_checkpoint(&owner, &ctx.store_schema, &schema).await, Ok(None));
+                if gone {
+                    // The version was replaced or dropped under this worker (its tables went
+                    // with it): not a failure of the projection; the next session finds out.
+                    Err(SessionError::NoCheckpoint(schema.clone()))
+                } else {
+                    tracing::error!(projection = %name, position = error.position, event_id = error.event_id, "projection failed: {}", error.message);
+                    ctx.status.update(&key, |s| {
+                        s.state = State::Failed;
+                        s.last_error = Some(error.clone());
+                    });
+                    Ok(SessionEnd::Failed(owner, error))
+                }
+            }
+            other => other,
+        };
         let _ = ctx.control.send(Control::Leave { name: key.clone() });
         let pause = match outcome {
             Ok(SessionEnd::Shutdown) => break,
@@ -165,8 +185,8 @@ pub async fn run(loaded: Loaded, ctx: WorkerContext, mode: Mode) {
                 return;
             }
             // A standalone build reports its failure and ends.
-            Ok(SessionEnd::Failed(_)) if !matches!(mode, Mode::Serve) => return,
-            Ok(SessionEnd::Failed(owner)) => {
+            Ok(SessionEnd::Failed(..)) if !matches!(mode, Mode::Serve) => return,
+            Ok(SessionEnd::Failed(owner, _)) => {
                 // Halted at a poison event or a refused write: stays failed (status says why)
                 // until `refract retry` or a restart; other projections go on. The connection,
                 // and with it the projection's lock, is kept, so that no other engine takes
@@ -225,7 +245,7 @@ async fn session(
     ctx: &WorkerContext,
     mode: &Mode,
     was_active: &mut bool,
-    key: &mut String,
+    (key, current_schema): (&mut String, &mut String),
 ) -> Result<SessionEnd, SessionError> {
     let name = loaded.name();
     let mut client = crate::db::connect(&ctx.database_url).await?;
@@ -236,10 +256,11 @@ async fn session(
         Err(InstallError::Ddl { error, .. }) if is_transient(&error) => return Err(SessionError::Db(error)),
         Err(error) => {
             ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
-            return Ok(fail(ctx, key, error.to_string(), None, None, client));
+            return Ok(fail(error.to_string(), None, None, client));
         }
     };
     let schema = target.schema.as_str();
+    current_schema.clone_from(&target.schema);
     let previous = std::mem::replace(key, if target.active { name.to_owned() } else { schema.to_owned() });
     if previous != *key {
         ctx.status.remove(&previous);
@@ -254,6 +275,13 @@ async fn session(
     }
     *was_active = target.active;
     tracing::info!(projection = %name, version = %loaded.description.version, %schema, active = target.active, "running");
+    // Batches are written through the version's own role, when it has one: its rights end
+    // at its schema whatever SQL the projection sends. `client` keeps the lock.
+    let role = role_of(&client, &ctx.store_schema, schema).await?;
+    let mut writer = match &role {
+        Some(role) => crate::db::connect_as(&ctx.database_url, &role.name, &role.password).await?,
+        None => crate::db::connect(&ctx.database_url).await?,
+    };
     let tables = Tables::load(&client, schema).await?;
     let mut cursor = read_checkpoint(&client, &ctx.store_schema, schema)
         .await?
@@ -273,7 +301,7 @@ async fn session(
     let rows_lost = rows.lost();
     let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
         Ok(guest) => guest,
-        Err(error) => return Ok(fail(ctx, key, error.to_string(), None, None, client)),
+        Err(error) => return Ok(fail(error.to_string(), None, None, client)),
     };
     let until = match mode {
         Mode::PointInTime { until, .. } => Some(*until),
@@ -318,10 +346,10 @@ async fn session(
                     match poison::judge(loaded, &ctx.database_url, &tables, events, failed).await? {
                         Verdict::Apply { ops, dead } => (ops, dead),
                         Verdict::Stop(p) => {
-                            return Ok(fail(ctx, key, p.message, Some(p.position), Some(p.event_id), client));
+                            return Ok(fail(p.message, Some(p.position), Some(p.event_id), client));
                         }
                         Verdict::StopBatch(error) => {
-                            return Ok(fail_batch(ctx, key, &batch, BatchFailure(error), client));
+                            return Ok(fail_batch(&batch, BatchFailure(error), client));
                         }
                     }
                 }
@@ -332,19 +360,21 @@ async fn session(
             && let Some(index) = ops.iter().position(|op| matches!(op, crate::wasm::types::Op::Sql(_)))
         {
             let refusal = BatchFailure(format!(
-                "operation {index}: raw SQL operations are not allowed for this projection: they run with the \
-                 engine's database rights (set allow_sql = true in its settings file to trust it)"
+                "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
+                 in its settings file to allow them; they run as the projection's own role{})",
+                if role.is_some() { "" } else { ", or with the engine's rights where roles cannot be created" }
             ));
-            return Ok(fail_batch(ctx, key, &batch, refusal, client));
+            return Ok(fail_batch(&batch, refusal, client));
         }
         let statements = match plan(&tables, &ops) {
-            Ok(statements) => dead.with(statements, &ctx.store_schema, name),
-            Err(error) => return Ok(fail_batch(ctx, key, &batch, error, client)),
+            Ok(statements) => dead.with(statements, &ctx.store_schema, schema, name),
+            Err(error) => return Ok(fail_batch(&batch, error, client)),
         };
-        match commit_batch(&mut client, &ctx.store_schema, schema, batch.from, batch.to, &statements).await {
+        let timeout = loaded.settings.limits().call_deadline;
+        match commit_batch(&mut writer, &ctx.store_schema, schema, (batch.from, batch.to), &statements, timeout).await {
             Ok(()) => {}
             Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => return Ok(fail_batch(ctx, key, &batch, error, client)),
+            Err(error) => return Ok(fail_batch(&batch, error, client)),
         }
         tracing::debug!(projection = %name, %schema, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
         written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
@@ -413,15 +443,13 @@ fn select(loaded: &Loaded, until: Option<Until>, batch: &Batch) -> Option<Vec<Ev
 
 /// Marks the projection failed by an error that belongs to a whole batch.
 fn fail_batch(
-    ctx: &WorkerContext,
-    name: &str,
     batch: &Batch,
     error: impl Into<BatchFailure>,
     owner: tokio_postgres::Client,
 ) -> SessionEnd {
     let message =
         format!("{} (batch after position {} up to {})", error.into().0, batch.from.position, batch.to.position);
-    fail(ctx, name, message, None, None, owner)
+    fail(message, None, None, owner)
 }
 
 /// The message of a failure that ends a projection's run.
@@ -443,18 +471,8 @@ impl From<CommitError> for BatchFailure {
     }
 }
 
-fn fail(
-    ctx: &WorkerContext,
-    name: &str,
-    message: String,
-    position: Option<i64>,
-    event_id: Option<String>,
-    owner: tokio_postgres::Client,
-) -> SessionEnd {
-    tracing::error!(projection = %name, position, event_id, "projection failed: {message}");
-    ctx.status.update(name, |s| {
-        s.state = State::Failed;
-        s.last_error = Some(LastError { message, position, event_id });
-    });
-    SessionEnd::Failed(owner)
+/// A session ending in a failure of the projection (reported by [`run`], unless the version
+/// turns out to have been replaced under the worker).
+fn fail(message: String, position: Option<i64>, event_id: Option<String>, owner: tokio_postgres::Client) -> SessionEnd {
+    SessionEnd::Failed(owner, LastError { message, position, event_id })
 }
