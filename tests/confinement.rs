@@ -86,10 +86,8 @@ async fn a_projections_role_has_no_rights_outside_its_schema() -> anyhow::Result
         .query_one("SELECT position FROM checkpoints WHERE projection_name = 'revenue_by_day__1'", &[])
         .await?
         .get(0);
-    let moved: bool = role
-        .query_one("SELECT public.refract_advance('revenue_by_day__1', 0, $1, 0, 0)", &[&before])
-        .await?
-        .get(0);
+    let moved: bool =
+        role.query_one("SELECT public.refract_advance('revenue_by_day__1', 0, $1, 0, 0)", &[&before]).await?.get(0);
     assert!(!moved, "a role moved another projection's checkpoint");
     let after: i64 = admin
         .query_one("SELECT position FROM checkpoints WHERE projection_name = 'revenue_by_day__1'", &[])

@@ -29,7 +29,16 @@ fn refract(args: &[&str]) -> anyhow::Result<String> {
 }
 
 fn generate(url: &str, orders: u32, seed: u32) -> anyhow::Result<()> {
-    refract(&["generate", "orders", "--database-url", url, "--orders", &orders.to_string(), "--seed", &seed.to_string()])?;
+    refract(&[
+        "generate",
+        "orders",
+        "--database-url",
+        url,
+        "--orders",
+        &orders.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])?;
     Ok(())
 }
 
@@ -69,11 +78,16 @@ fn expected_of(log: &[Logged], keep: impl Fn(&Logged) -> bool) -> anyhow::Result
 }
 
 async fn module_version(client: &Client) -> anyhow::Result<Option<String>> {
-    let row = client.query_opt("SELECT module_version FROM refract_projections WHERE name = 'order_summary'", &[]).await?;
+    let row =
+        client.query_opt("SELECT module_version FROM refract_projections WHERE name = 'order_summary'", &[]).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
-async fn wait_for(what: &str, engine: &EngineProcess, mut done: impl AsyncFnMut() -> anyhow::Result<bool>) -> anyhow::Result<()> {
+async fn wait_for(
+    what: &str,
+    engine: &EngineProcess,
+    mut done: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     while !done().await? {
         if Instant::now() > deadline {
@@ -181,7 +195,8 @@ async fn copying_a_new_version_swaps_the_read_model_in_without_reader_visible_do
             Some(expected) => *expected,
             None => {
                 let model = expected_of(&log, |l| l.cursor <= observation.cursor)?;
-                let summary = (model.order_summary.len() as i64, model.order_summary.values().map(|r| r.total_cents).sum());
+                let summary =
+                    (model.order_summary.len() as i64, model.order_summary.values().map(|r| r.total_cents).sum());
                 checked.insert(observation.cursor, summary);
                 summary
             }
@@ -222,11 +237,20 @@ async fn refused_components_leave_the_serving_version_in_place() -> anyhow::Resu
     let target = dir.path().join("order_summary.wasm");
     let v2 = std::fs::read(ORDER_SUMMARY_V2)?;
 
-    // Half a file (a copy caught in the middle), then bytes that are no component at all.
+    // Half a file (a copy caught in the middle), bytes that are no component at all, and a
+    // component of an unknown contract version.
     std::fs::write(&target, &v2[..v2.len() / 2])?;
     wait_for_refusals(&engine, 1).await?;
     std::fs::write(&target, b"not a component")?;
     wait_for_refusals(&engine, 2).await?;
+    // A component built against a contract this engine does not know.
+    std::fs::copy(refract_projection_artifacts::HOSTILE_CONTRACT_0_2, &target)?;
+    wait_for_refusals(&engine, 3).await?;
+    assert!(
+        engine.log().contains("refract:projection@0.2.0"),
+        "the refusal names the contract; log:\n{}",
+        engine.log()
+    );
     wait_for("the refusal shows in refract status", &engine, async || {
         Ok(refract(&["status", "--database-url", db.url()])?.contains("new component refused"))
     })
@@ -257,9 +281,8 @@ async fn refused_components_leave_the_serving_version_in_place() -> anyhow::Resu
 
     // A removed component stops its projection; its read model stays until `refract drop`,
     // which refuses while an engine runs it.
-    let refused = std::process::Command::new(BIN)
-        .args(["drop", "revenue_by_day", "--database-url", db.url()])
-        .output()?;
+    let refused =
+        std::process::Command::new(BIN).args(["drop", "revenue_by_day", "--database-url", db.url()]).output()?;
     assert!(!refused.status.success(), "drop succeeded while the engine ran the projection");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("an engine is running"));
     std::fs::remove_file(dir.path().join("revenue_by_day.wasm"))?;
@@ -279,7 +302,8 @@ async fn refused_components_leave_the_serving_version_in_place() -> anyhow::Resu
 }
 
 async fn wait_for_refusals(engine: &EngineProcess, count: usize) -> anyhow::Result<()> {
-    wait_for("a refusal in the log", engine, async || Ok(engine.log().matches("component refused").count() >= count)).await
+    wait_for("a refusal in the log", engine, async || Ok(engine.log().matches("component refused").count() >= count))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -307,8 +331,10 @@ async fn rebuild_swaps_a_fresh_version_in_under_a_running_engine() -> anyhow::Re
     wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
     let projections = dir.path().to_str().context("path")?;
     refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])?;
-    let active: String =
-        client.query_one("SELECT active_schema FROM refract_projections WHERE name = 'order_summary'", &[]).await?.get(0);
+    let active: String = client
+        .query_one("SELECT active_schema FROM refract_projections WHERE name = 'order_summary'", &[])
+        .await?
+        .get(0);
     assert_eq!(active, "order_summary__2");
     assert!(!schema_exists(&client, "order_summary__1").await?);
     // The running engine goes on with the rebuilt version.
@@ -334,13 +360,35 @@ async fn rebuild_until_builds_the_read_model_as_it_was_at_a_position_and_at_a_ti
     let time = times[times.len() * 2 / 3];
 
     let until = position.to_string();
-    refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections, "--until", &until, "--into", "at_position"])?;
+    refract(&[
+        "rebuild",
+        "order_summary",
+        "--database-url",
+        db.url(),
+        "--projections",
+        projections,
+        "--until",
+        &until,
+        "--into",
+        "at_position",
+    ])?;
     let expected = expected_of(&log, |l| l.cursor.1 <= position)?;
     assert!(!expected.order_summary.is_empty());
     assert_eq!(order_summary_from(&client, "at_position").await?, expected.order_summary);
 
     let until = time.to_rfc3339();
-    refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections, "--until", &until, "--into", "at_time"])?;
+    refract(&[
+        "rebuild",
+        "order_summary",
+        "--database-url",
+        db.url(),
+        "--projections",
+        projections,
+        "--until",
+        &until,
+        "--into",
+        "at_time",
+    ])?;
     let expected = expected_of(&log, |l| l.event.timestamp <= time)?;
     assert_eq!(order_summary_from(&client, "at_time").await?, expected.order_summary);
     assert_ne!(order_summary_from(&client, "at_time").await?, order_summary_from(&client, "at_position").await?);

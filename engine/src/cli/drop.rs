@@ -20,6 +20,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let versions = refract::runner::install::drop_projection(&mut client, &args.db.schema, &args.name)
         .await
         .with_context(|| format!("cannot drop {}", args.name))?;
-    println!("dropped {} and its versions: {}", args.name, if versions.is_empty() { "-".into() } else { versions.join(", ") });
+    println!(
+        "dropped {} and its versions: {}",
+        args.name,
+        if versions.is_empty() { "-".into() } else { versions.join(", ") }
+    );
     Ok(())
 }

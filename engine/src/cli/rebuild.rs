@@ -114,7 +114,10 @@ async fn show_progress(client: tokio_postgres::Client, store_schema: String, sta
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("building");
-    let head_sql = format!("SELECT coalesce(max(global_position), 0) FROM {}.events", refract::readmodel::quote_ident(&store_schema));
+    let head_sql = format!(
+        "SELECT coalesce(max(global_position), 0) FROM {}.events",
+        refract::readmodel::quote_ident(&store_schema)
+    );
     loop {
         if let Ok(row) = client.query_one(&head_sql, &[]).await {
             bar.set_length(row.get::<_, i64>(0).max(0) as u64);

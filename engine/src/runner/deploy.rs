@@ -54,8 +54,21 @@ pub struct Deployer {
 impl Deployer {
     /// A deployer of the components in `dir`; workers get `ctx` (with a stop signal of their
     /// own in place of its `shutdown`).
-    pub fn new(runtime: Runtime, dir: PathBuf, ctx: WorkerContext, switched: mpsc::UnboundedReceiver<Switched>) -> Self {
-        Deployer { runtime, dir, ctx, switched, current: BTreeMap::new(), outgoing: Vec::new(), workers: JoinSet::new() }
+    pub fn new(
+        runtime: Runtime,
+        dir: PathBuf,
+        ctx: WorkerContext,
+        switched: mpsc::UnboundedReceiver<Switched>,
+    ) -> Self {
+        Deployer {
+            runtime,
+            dir,
+            ctx,
+            switched,
+            current: BTreeMap::new(),
+            outgoing: Vec::new(),
+            workers: JoinSet::new(),
+        }
     }
 
     /// Loads every component of the directory, then starts their workers together, so that
@@ -141,7 +154,8 @@ impl Deployer {
         if let Some(previous) = self.current.insert(loaded.path.clone(), deployed) {
             self.outgoing.push(previous);
         }
-        let span = tracing::info_span!("projection", projection = %loaded.name(), version = %loaded.description.version);
+        let span =
+            tracing::info_span!("projection", projection = %loaded.name(), version = %loaded.description.version);
         self.workers.spawn(tracing::Instrument::instrument(worker::run(loaded, ctx, Mode::Serve), span));
     }
 

@@ -372,8 +372,7 @@ pub async fn drop_projection(client: &mut Client, store_schema: &str, name: &str
         return Err(DropError::Unknown(name.to_owned()));
     }
     for key in versions.iter().map(String::as_str).chain([name]) {
-        let free: bool =
-            tx.query_one(&format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})"), &[&key]).await?.get(0);
+        let free: bool = tx.query_one(&format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})"), &[&key]).await?.get(0);
         if !free {
             return Err(DropError::Running(key.to_owned()));
         }
@@ -470,7 +469,10 @@ pub async fn role_of(
     store_schema: &str,
     key: &str,
 ) -> Result<Option<Role>, tokio_postgres::Error> {
-    let sql = format!("SELECT role_name, password FROM {}.refract_roles WHERE checkpoint_key = $1", quote_ident(store_schema));
+    let sql = format!(
+        "SELECT role_name, password FROM {}.refract_roles WHERE checkpoint_key = $1",
+        quote_ident(store_schema)
+    );
     Ok(client.query_opt(&sql, &[&key]).await?.map(|r| Role { name: r.get(0), password: r.get(1) }))
 }
 
@@ -484,7 +486,8 @@ async fn drop_role(
 ) -> Result<(), tokio_postgres::Error> {
     let Some(role) = role_of(client, store_schema, key).await? else { return Ok(()) };
     let role_ident = quote_ident(&role.name);
-    let reassign = if keep_objects { format!("REASSIGN OWNED BY {role_ident} TO CURRENT_USER;") } else { String::new() };
+    let reassign =
+        if keep_objects { format!("REASSIGN OWNED BY {role_ident} TO CURRENT_USER;") } else { String::new() };
     client
         .batch_execute(&format!(
             "{reassign} DROP OWNED BY {role_ident}; DROP ROLE IF EXISTS {role_ident};

@@ -95,8 +95,7 @@ const READER_BACKOFF: Duration = Duration::from_secs(5);
 pub async fn run(config: RunConfig, status: StatusBoard, shutdown: watch::Receiver<bool>) -> Result<(), RunError> {
     let runtime = crate::wasm::Runtime::with_cache(config.cache_dir.as_deref())?;
     let (engine, switched) = Engine::start(&config, status.clone(), shutdown.clone()).await?;
-    let mut deployer =
-        deploy::Deployer::new(runtime, config.projections_dir.clone(), engine.ctx.clone(), switched);
+    let mut deployer = deploy::Deployer::new(runtime, config.projections_dir.clone(), engine.ctx.clone(), switched);
     deployer.start().await?;
     let mut tasks = JoinSet::new();
     tasks.spawn(deployer.run(shutdown.clone()));
@@ -122,7 +121,8 @@ pub async fn build(
     let (engine, _switched) = Engine::start(&config, status, stopped.clone()).await?;
     let mut outer = shutdown.clone();
     let ctx = WorkerContext { shutdown: shutdown.clone(), ..engine.ctx.clone() };
-    let worker = tokio::spawn(worker::run(loaded, ctx, mode));
+    let span = tracing::info_span!("projection", projection = %loaded.name(), version = %loaded.description.version);
+    let worker = tokio::spawn(tracing::Instrument::instrument(worker::run(loaded, ctx, mode), span));
     tokio::spawn(async move {
         tokio::select! {
             _ = worker => {}

@@ -201,7 +201,13 @@ impl DeadLetters {
     /// version has checkpoint key `key`) into the event store's `dead_letters` (in
     /// `store_schema`), so that they commit with the batch. An event dead-lettered before (by
     /// an earlier version of the projection) is updated.
-    pub(super) fn with(&self, mut statements: Vec<Statement>, store_schema: &str, key: &str, name: &str) -> Vec<Statement> {
+    pub(super) fn with(
+        &self,
+        mut statements: Vec<Statement>,
+        store_schema: &str,
+        key: &str,
+        name: &str,
+    ) -> Vec<Statement> {
         if self.0.is_empty() {
             return statements;
         }

@@ -95,7 +95,8 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
                         coalesce(st.state, CASE WHEN e.building_for IS NULL THEN 'starting' ELSE 'paused' END),
                         coalesce(c.position, 0),
                         (SELECT count(*) FROM {s}.events ev
-                          WHERE (ev.transaction_id, ev.global_position) > (coalesce(c.transaction_id, '0'), coalesce(c.position, 0))),
+                          WHERE ev.transaction_id >= coalesce(c.transaction_id, '0')
+                            AND (ev.transaction_id, ev.global_position) > (coalesce(c.transaction_id, '0'), coalesce(c.position, 0))),
                         coalesce(st.events_per_second, 0), st.last_error, st.last_error_position, st.last_error_event_id,
                         st.engine, st.updated_at, extract(epoch from now() - st.updated_at)::float8,
                         e.building_for, st.notice

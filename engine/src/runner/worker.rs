@@ -157,8 +157,8 @@ pub async fn run(loaded: Loaded, ctx: WorkerContext, mode: Mode) {
         let outcome = session(&loaded, &ctx, &mode, &mut was_active, (&mut key, &mut schema)).await;
         let outcome = match outcome {
             Ok(SessionEnd::Failed(owner, error)) => {
-                let gone = !schema.is_empty()
-                    && matches!(read_checkpoint(&owner, &ctx.store_schema, &schema).await, Ok(None));
+                let gone =
+                    !schema.is_empty() && matches!(read_checkpoint(&owner, &ctx.store_schema, &schema).await, Ok(None));
                 if gone {
                     // The version was replaced or dropped under this worker (its tables went
                     // with it): not a failure of the projection; the next session finds out.
@@ -267,8 +267,7 @@ async fn session(
     }
     let key = key.as_str();
     ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
-    let owned: bool =
-        client.query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&schema]).await?.get(0);
+    let owned: bool = client.query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&schema]).await?.get(0);
     if !owned {
         ctx.status.update(key, |s| s.state = State::Standby);
         return Ok(SessionEnd::Standby);
@@ -442,11 +441,7 @@ fn select(loaded: &Loaded, until: Option<Until>, batch: &Batch) -> Option<Vec<Ev
 }
 
 /// Marks the projection failed by an error that belongs to a whole batch.
-fn fail_batch(
-    batch: &Batch,
-    error: impl Into<BatchFailure>,
-    owner: tokio_postgres::Client,
-) -> SessionEnd {
+fn fail_batch(batch: &Batch, error: impl Into<BatchFailure>, owner: tokio_postgres::Client) -> SessionEnd {
     let message =
         format!("{} (batch after position {} up to {})", error.into().0, batch.from.position, batch.to.position);
     fail(message, None, None, owner)

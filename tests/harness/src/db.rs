@@ -84,9 +84,22 @@ impl Drop for TestDb {
     }
 }
 
+/// Drops database `name` and the roles the engine created for its projections (roles belong
+/// to the whole cluster and would outlive the database).
 async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let roles: Vec<String> = match refract::db::connect(&refract::db::with_database(admin_url, name)).await {
+        Ok(db) => db
+            .query("SELECT role_name FROM refract_roles", &[])
+            .await
+            .map(|rows| rows.into_iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let admin = refract::db::connect(admin_url).await?;
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    for role in roles {
+        admin.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", role.replace('"', "\"\""))).await?;
+    }
     Ok(())
 }
 

@@ -403,8 +403,9 @@ pub async fn actual_from_db(client: &Client) -> anyhow::Result<Expected> {
 /// `refract rebuild --into` built), numerics converted to cents exactly.
 pub async fn order_summary_from(client: &Client, schema: &str) -> anyhow::Result<BTreeMap<Uuid, OrderSummaryRow>> {
     let table = qualified(schema, "order_summary");
-    let sql =
-        format!("SELECT order_id, customer_id, status, total::text, item_count::bigint, version, updated_at FROM {table}");
+    let sql = format!(
+        "SELECT order_id, customer_id, status, total::text, item_count::bigint, version, updated_at FROM {table}"
+    );
     let rows = client.query(&sql, &[]).await.with_context(|| format!("reading {table}"))?;
     let mut summaries = BTreeMap::new();
     for row in rows {
