@@ -405,3 +405,34 @@ async fn rebuild_until_builds_the_read_model_as_it_was_at_a_position_and_at_a_ti
     assert!(!refused.status.success(), "rebuild --into an existing schema succeeded");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undoing_a_change_while_its_version_is_built_keeps_the_serving_version() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(db.url(), 300, 7)?;
+    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
+    let client = db.connect().await?;
+    wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
+    let (target, settings) = (dir.path().join("order_summary.wasm"), dir.path().join("order_summary.toml"));
+    // Version 2 with batches of one event: its build takes a while.
+    std::fs::write(&settings, "batch_size = 1\n")?;
+    std::fs::copy(ORDER_SUMMARY_V2, &target)?;
+    wait_for("version 2 being built", &engine, async || {
+        Ok(client
+            .query_opt("SELECT 1 FROM refract_versions WHERE schema_name = 'order_summary__2'", &[])
+            .await?
+            .is_some())
+    })
+    .await?;
+    // The operator changes their mind: version 1, as it was, back in place.
+    std::fs::remove_file(&settings)?;
+    std::fs::copy(ORDER_SUMMARY, &target)?;
+    wait_for("the undo is seen", &engine, async || Ok(engine.log().matches("reloading").count() >= 2)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    generate(db.url(), 50, 8)?;
+    wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
+    assert_ne!(module_version(&client).await?.as_deref(), Some("2.0.0"), "the abandoned version was swapped in");
+    assert!(!engine.log().contains("swapped in"), "log:\n{}", engine.log());
+    assert_order_summary_exact(&client).await?;
+    Ok(())
+}

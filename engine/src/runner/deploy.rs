@@ -33,6 +33,7 @@ pub const QUIET: Duration = Duration::from_millis(400);
 /// A worker the deployer started.
 struct Deployed {
     name: String,
+    content_hash: String,
     /// What the files held when it was loaded: the component's hash and the settings' text.
     fingerprint: String,
     stop: watch::Sender<bool>,
@@ -150,9 +151,11 @@ impl Deployer {
     fn spawn(&mut self, loaded: Loaded, fingerprint: String) {
         let (stop, stopped) = watch::channel(false);
         let ctx = WorkerContext { shutdown: stopped, ..self.ctx.clone() };
-        let deployed = Deployed { name: loaded.name().to_owned(), fingerprint, stop };
+        let deployed =
+            Deployed { name: loaded.name().to_owned(), content_hash: loaded.content_hash.clone(), fingerprint, stop };
         if let Some(previous) = self.current.insert(loaded.path.clone(), deployed) {
-            self.outgoing.push(previous);
+            // Callers take the previous worker out first; this one is a leftover: stop it.
+            let _ = previous.stop.send(true);
         }
         let span =
             tracing::info_span!("projection", projection = %loaded.name(), version = %loaded.description.version);
@@ -180,16 +183,37 @@ impl Deployer {
             tracing::error!(projection = %loaded.name(), path = %component.display(), other = %other.display(), "component refused: another file already serves this projection");
             return;
         }
-        if let Some(serving) = self.current.get(&component) {
-            if serving.name != loaded.name() {
-                // The file now holds another projection: the old one stops, like a removal.
-                let _ = serving.stop.send(true);
-            }
-            self.ctx.status.update(&serving.name, |s| s.notice = None);
-        }
         tracing::info!(projection = %loaded.name(), version = %loaded.description.version, "reloading");
+        if let Some(replaced) = self.current.remove(&component) {
+            self.ctx.status.update(&replaced.name, |s| s.notice = None);
+            let serving = self.serves(&replaced);
+            if replaced.name == loaded.name() && serving && replaced.content_hash != loaded.content_hash {
+                // The new version is built beside it; it serves until then.
+                self.outgoing.push(replaced);
+            } else {
+                // Another projection in the file (like a removal), new settings for the same
+                // component (a restart), or a version still being built that the new file
+                // supersedes: it stops now.
+                let _ = replaced.stop.send(true);
+            }
+        }
         self.ctx.status.reloaded(loaded.name());
-        self.spawn(loaded, print);
+        // Back to the component that still serves (a change undone while its successor was
+        // being built): that worker is the current one again.
+        let back = self.outgoing.iter().position(|d| d.name == loaded.name() && d.fingerprint == print);
+        match back {
+            Some(index) => {
+                let serving = self.outgoing.remove(index);
+                self.current.insert(component, serving);
+            }
+            None => self.spawn(loaded, print),
+        }
+    }
+
+    /// Whether `deployed`'s worker serves its projection's active version (rather than
+    /// building a new one): the status entry under the projection's name is its component's.
+    fn serves(&self, deployed: &Deployed) -> bool {
+        self.ctx.status.snapshot().get(&deployed.name).is_some_and(|s| s.content_hash == deployed.content_hash)
     }
 
     /// The version of `switched.name` built by the current worker is active: the workers of

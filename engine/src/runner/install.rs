@@ -355,6 +355,38 @@ pub async fn retire(client: &impl GenericClient, store_schema: &str, schema: &st
     Ok(())
 }
 
+/// Drops the versions of `target`'s projection, other than `target` itself (the active one
+/// now), that no worker holds: candidates whose build was abandoned (a component replaced
+/// again while it was built, an interrupted rebuild). Versions kept by `keep_replaced` stay.
+/// Returns the schemas dropped.
+pub async fn sweep(client: &Client, store_schema: &str, target: &Target) -> Result<Vec<String>, InstallError> {
+    let store = quote_ident(store_schema);
+    let abandoned: Vec<String> = client
+        .query(
+            &format!(
+                "SELECT schema_name FROM {store}.refract_versions
+                  WHERE projection = $1 AND schema_name <> $2 AND retired_at IS NULL"
+            ),
+            &[&target.name, &target.schema],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut dropped = Vec::new();
+    for schema in abandoned {
+        let free: bool =
+            client.query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&schema]).await?.get(0);
+        if free {
+            let retired = retire(client, store_schema, &schema).await;
+            client.execute(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&schema]).await?;
+            retired?;
+            dropped.push(schema);
+        }
+    }
+    Ok(dropped)
+}
+
 /// Drops every trace of projection `name`: its stable schema with the views, every version's
 /// schema, its registry rows, checkpoints and status. Refuses while an engine runs any version
 /// of it (holds its lock).

@@ -17,7 +17,7 @@ use super::coordinator::Control;
 use super::cursor::Cursor;
 use super::guest::Guest;
 use super::install::{
-    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, switch,
+    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, sweep, switch,
 };
 use super::loader::Loaded;
 use super::poison::{self, DeadLetters, Verdict};
@@ -412,6 +412,10 @@ async fn finish(
         // Waits for a commit of the old version still under way; that worker then finds its
         // checkpoint gone and stops.
         retire(&*client, &ctx.store_schema, &old).await?;
+    }
+    let abandoned = sweep(client, &ctx.store_schema, target).await?;
+    if !abandoned.is_empty() {
+        tracing::info!(projection = %target.name, ?abandoned, "dropped abandoned versions");
     }
     Ok(match mode {
         Mode::Rebuild => SessionEnd::Done,
