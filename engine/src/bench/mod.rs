@@ -43,6 +43,9 @@ pub enum BenchError {
     /// The log could not be loaded.
     #[error(transparent)]
     Load(#[from] crate::generate::LoadError),
+    /// A projection could not be reset for its rebuild.
+    #[error(transparent)]
+    Reset(#[from] crate::runner::install::DropError),
     /// A file or process operation failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -134,10 +137,23 @@ pub struct Machine {
 pub async fn run(config: &BenchConfig, progress: &ProgressBar) -> Result<Report, BenchError> {
     scratch::recreate(&config.server_url, &config.database).await?;
     let result = measure(config, progress).await;
-    if !config.keep {
-        scratch::drop(&config.server_url, &config.database).await?;
+    if config.keep {
+        return result;
     }
-    result
+    let cleaned = clean_up(config).await;
+    let report = result?;
+    cleaned.map(|()| report)
+}
+
+/// Drops the bench's projections (roles belong to the whole cluster and would outlive the
+/// database), then the scratch database.
+async fn clean_up(config: &BenchConfig) -> Result<(), BenchError> {
+    let url = crate::db::with_database(&config.server_url, &config.database);
+    let mut names: Vec<&str> = CASES.iter().flat_map(|case| case.projections.iter().map(|(name, _)| *name)).collect();
+    names.sort_unstable();
+    names.dedup();
+    rebuild::reset(&mut crate::db::connect(&url).await?, &config.schema, &names).await?;
+    scratch::drop(&config.server_url, &config.database).await
 }
 
 /// The number of progress steps of a run of `config`.
@@ -177,7 +193,7 @@ async fn measure(config: &BenchConfig, progress: &ProgressBar) -> Result<Report,
         let mut rebuilds = Vec::with_capacity(CASES.len());
         for case in &CASES {
             progress.set_message(format!("{of}: rebuilding {}", case.name));
-            rebuilds.push(rebuild::rebuild(&client, &spec, case, events, head, yardsticks).await?);
+            rebuilds.push(rebuild::rebuild(&mut client, &spec, case, events, head, yardsticks).await?);
             progress.inc(1);
         }
         runs.push(Run { raw_read, raw_write, rebuilds });

@@ -9,8 +9,8 @@ use tokio_postgres::Client;
 use super::BenchError;
 use super::engine::{EngineChild, EngineSpec};
 use super::stats::percentile;
-use crate::readmodel::quote_ident;
 use crate::runner::Cursor;
+use crate::runner::install::{DropError, drop_projection};
 use refract_projection_artifacts::{NOOP, ORDER_SUMMARY, REVENUE_BY_DAY, UPSERT_PER_EVENT};
 
 /// A set of projections rebuilt together, in one scan of the log.
@@ -98,27 +98,18 @@ pub struct Yardsticks {
     pub write_per_second: f64,
 }
 
-/// Removes every trace of projections `names`: their schemas (the stable one and every
-/// version's `<name>__<n>`), checkpoints, registry and status rows, so that the next engine
-/// builds them from the start of the log.
-pub async fn reset(client: &Client, schema: &str, names: &[&str]) -> Result<(), BenchError> {
-    let schemas = client
-        .query("SELECT nspname::text FROM pg_namespace WHERE split_part(nspname, '__', 1) = ANY($1)", &[&names])
-        .await?;
-    for row in schemas {
-        client.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(&row.get::<_, String>(0)))).await?;
-    }
-    let store = quote_ident(schema);
-    for (table, column) in [
-        ("checkpoints", "split_part(projection_name, '__', 1)"),
-        ("refract_projections", "name"),
-        ("refract_status", "name"),
-        ("refract_versions", "projection"),
-    ] {
-        let exists: bool =
-            client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{store}.{table}")]).await?.get(0);
-        if exists {
-            client.execute(&format!("DELETE FROM {store}.{table} WHERE {column} = ANY($1)"), &[&names]).await?;
+/// Removes projections `names` with the engine's own `refract drop` (schemas, versions,
+/// roles, checkpoints, status), so that the next engine builds them from the start of the log.
+/// A projection that was never installed is fine; one whose stopped engine's session has not
+/// ended yet is tried again for a few seconds.
+pub async fn reset(client: &mut Client, schema: &str, names: &[&str]) -> Result<(), BenchError> {
+    for name in names {
+        for attempt in 1.. {
+            match drop_projection(client, schema, name).await {
+                Ok(_) | Err(DropError::Unknown(_)) => break,
+                Err(DropError::Running(_)) if attempt < 50 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => return Err(error.into()),
+            }
         }
     }
     Ok(())
@@ -126,7 +117,7 @@ pub async fn reset(client: &Client, schema: &str, names: &[&str]) -> Result<(), 
 
 /// Rebuilds `case` from zero with a child engine and measures it against `yardsticks`.
 pub async fn rebuild(
-    client: &Client,
+    client: &mut Client,
     spec: &EngineSpec<'_>,
     case: &Case,
     events: u64,
