@@ -75,6 +75,14 @@ async fn a_projections_role_has_no_rights_outside_its_schema() -> anyhow::Result
     ] {
         denied(&role, sql).await;
     }
+    // In its own schema too, nothing that would run with a reader's rights.
+    for sql in [
+        "CREATE FUNCTION order_summary__1.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE VIEW order_summary__1.v AS SELECT 1 AS x",
+        "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ] {
+        denied(&role, sql).await;
+    }
     // PostgreSQL 15 grants no CREATE on `public` to PUBLIC: nothing can be planted there.
     denied(&role, "CREATE TABLE public.planted (x int)").await;
     // RESET ROLE leads back to the login: the projection's role itself.

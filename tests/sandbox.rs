@@ -319,6 +319,17 @@ async fn a_trusted_projection_still_cannot_drop_the_event_log() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_projections_own_ddl_cannot_leave_its_role() -> anyhow::Result<()> {
+    // Its `describe` DDL resets the role and drops the log: the install fails, the log stays
+    // whole (`failure` checks), and status explains it.
+    let run = Scenario::run(artifacts::HOSTILE_ESCAPE_DDL, None, 25).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("creating the tables of hostile_escape_ddl"), "{error}");
+    assert!(error.contains("security-definer"), "{error}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_trusted_projection_still_cannot_write_outside_its_schema() -> anyhow::Result<()> {
     let run = Scenario::run(artifacts::HOSTILE_ESCAPE_INSERT, Some("allow_sql = true\n"), 24).await?;
     let error = run.failure().await?;

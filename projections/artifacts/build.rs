@@ -39,6 +39,7 @@ const HOSTILE: &[&str] = &[
     "unknown_table",
     "no_key",
     "escape_drop",
+    "escape_ddl",
     "escape_insert",
     "escape_set_role",
     "escape_reset_role",

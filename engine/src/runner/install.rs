@@ -201,20 +201,34 @@ async fn create_tables(tx: &Transaction<'_>, store: &str, loaded: &Loaded, schem
     if tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema]).await?.is_some() {
         return Err(InstallError::ForeignSchema(schema.to_owned()));
     }
-    tx.batch_execute(&format!("CREATE SCHEMA {0}; SET LOCAL search_path TO {0}", quote_ident(schema))).await?;
-    // The component's DDL runs with the rights of the version's own role, when there is one:
-    // it creates tables in its schema and nothing elsewhere.
-    let role = create_role(tx, store, schema).await?;
-    if let Some(role) = &role {
-        tx.batch_execute(&format!("SET LOCAL ROLE {}", quote_ident(&role.name))).await?;
-    }
-    for table in &loaded.description.tables {
-        tx.batch_execute(&table.ddl)
-            .await
-            .map_err(|error| InstallError::Ddl { name: loaded.name().to_owned(), error })?;
-    }
-    if role.is_some() {
-        tx.batch_execute("RESET ROLE").await?;
+    let schema_ident = quote_ident(schema);
+    tx.batch_execute(&format!("CREATE SCHEMA {schema_ident}; SET LOCAL search_path TO {schema_ident}")).await?;
+    let ddl_error = |error| InstallError::Ddl { name: loaded.name().to_owned(), error };
+    match create_role(tx, store, schema).await? {
+        // The component's DDL is its own text: it runs inside a security-definer function
+        // owned by the version's role, where it has that role's rights and cannot change
+        // roles (`SET ROLE`, `RESET ROLE` and `SET SESSION AUTHORIZATION` are refused inside
+        // such a function) nor end the transaction.
+        Some(role) => {
+            let ddl = format!("{schema_ident}.refract_ddl");
+            tx.batch_execute(&format!(
+                "CREATE FUNCTION {ddl}(statements text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+                     SET search_path = {schema_ident}, pg_temp AS $refract$ BEGIN EXECUTE statements; END $refract$;
+                 ALTER FUNCTION {ddl}(text) OWNER TO {}",
+                quote_ident(&role.name)
+            ))
+            .await?;
+            for table in &loaded.description.tables {
+                tx.execute(&format!("SELECT {ddl}($1)"), &[&table.ddl]).await.map_err(ddl_error)?;
+            }
+            tx.batch_execute(&format!("DROP FUNCTION {ddl}(text)")).await?;
+        }
+        // Without a role of its own, the version's DDL runs with the engine's rights.
+        None => {
+            for table in &loaded.description.tables {
+                tx.batch_execute(&table.ddl).await.map_err(ddl_error)?;
+            }
+        }
     }
     tx.execute(
         &format!(
@@ -248,6 +262,7 @@ pub async fn finish_snapshot(client: &mut Client, store_schema: &str, into: &str
     let tx = client.transaction().await?;
     drop_role(&tx, store_schema, into, true).await?;
     tx.execute(&format!("DELETE FROM {store}.checkpoints WHERE projection_name = $1"), &[&into]).await?;
+    tx.execute(&format!("DELETE FROM {store}.refract_status WHERE name = $1"), &[&into]).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -348,7 +363,8 @@ pub async fn retire(client: &impl GenericClient, store_schema: &str, schema: &st
     client
         .batch_execute(&format!(
             "DELETE FROM {store}.refract_versions WHERE schema_name = {literal};
-             DELETE FROM {store}.checkpoints WHERE projection_name = {literal}",
+             DELETE FROM {store}.checkpoints WHERE projection_name = {literal};
+             DELETE FROM {store}.refract_status WHERE name = {literal}",
             literal = quote_literal(schema),
         ))
         .await?;
@@ -451,6 +467,27 @@ pub struct Role {
 impl std::fmt::Debug for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Role").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// How a version's own connections log in: as its role when it has one, else as the engine.
+/// Everything that touches the version's tables (writes, and reads too: a view or a function
+/// the role created runs with the rights of whoever queries it) goes through these.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The engine's database URL.
+    pub url: String,
+    /// The version's role, if it has one.
+    pub role: Option<Role>,
+}
+
+impl Login {
+    /// A new connection.
+    pub async fn connect(&self) -> Result<Client, crate::db::DbError> {
+        match &self.role {
+            Some(role) => crate::db::connect_as(&self.url, &role.name, &role.password).await,
+            None => crate::db::connect(&self.url).await,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cursor::Cursor;
 use super::guest::{ApplyResult, Guest};
+use super::install::Login;
 use super::loader::{Loaded, OnError};
 use super::reader::Batch;
 use super::rows::DbRows;
@@ -66,7 +67,7 @@ pub(super) enum ReplayError {
 /// `failed`, by the projection's error policy.
 pub(super) async fn judge(
     loaded: &Loaded,
-    database_url: &str,
+    login: &Login,
     tables: &Tables,
     events: Vec<Event>,
     failed: ApplyResult,
@@ -75,7 +76,7 @@ pub(super) async fn judge(
     if loaded.settings.on_error == OnError::Stop {
         return Ok(match named {
             Ok(poison) => Verdict::Stop(poison),
-            Err(error) => match first_poison(loaded, database_url, tables, &events).await? {
+            Err(error) => match first_poison(loaded, login, tables, &events).await? {
                 Some(poison) => Verdict::Stop(poison),
                 None => Verdict::StopBatch(error),
             },
@@ -86,7 +87,7 @@ pub(super) async fn judge(
     loop {
         let poison = match named {
             Ok(poison) => poison,
-            Err(error) => match first_poison(loaded, database_url, tables, &remaining).await? {
+            Err(error) => match first_poison(loaded, login, tables, &remaining).await? {
                 Some(poison) => poison,
                 None => return Ok(Verdict::StopBatch(error)),
             },
@@ -106,7 +107,7 @@ pub(super) async fn judge(
         if remaining.is_empty() {
             return Ok(Verdict::Apply { ops: Vec::new(), dead });
         }
-        let replay = Replay::start(loaded, database_url, tables).await?;
+        let replay = Replay::start(loaded, login, tables).await?;
         let result = match &replay.guest {
             Ok(guest) => guest.apply(batch_of(remaining.clone()), None).await,
             Err(error) => return Ok(Verdict::StopBatch(error.clone())),
@@ -141,8 +142,8 @@ struct Replay {
 }
 
 impl Replay {
-    async fn start(loaded: &Loaded, database_url: &str, tables: &Tables) -> Result<Replay, ReplayError> {
-        let client = Arc::new(crate::db::connect(database_url).await?);
+    async fn start(loaded: &Loaded, login: &Login, tables: &Tables) -> Result<Replay, ReplayError> {
+        let client = Arc::new(login.connect().await?);
         let written = Arc::new(Mutex::new(WrittenKeys::unknown()));
         let rows = DbRows::new(client, tokio::runtime::Handle::current(), tables.clone(), written);
         let lost = rows.lost();
@@ -164,11 +165,11 @@ impl Replay {
 /// that fails alone. `None` when none does.
 async fn first_poison(
     loaded: &Loaded,
-    database_url: &str,
+    login: &Login,
     tables: &Tables,
     events: &[Event],
 ) -> Result<Option<Poison>, ReplayError> {
-    let replay = Replay::start(loaded, database_url, tables).await?;
+    let replay = Replay::start(loaded, login, tables).await?;
     let Ok(guest) = &replay.guest else { return Ok(None) };
     for event in events {
         let (position, event_id) = (event.global_position, event.event_id.clone());

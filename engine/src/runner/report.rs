@@ -90,6 +90,12 @@ pub async fn read(client: &Client, schema: &str) -> Result<Report, tokio_postgre
                        FROM {s}.refract_versions v
                        JOIN {s}.refract_projections p ON p.name = v.projection
                       WHERE v.schema_name IS DISTINCT FROM p.active_schema AND v.retired_at IS NULL
+                     UNION ALL
+                     -- A projection whose first install failed has a status and nothing else.
+                     SELECT st.name, st.module_version, st.content_hash, st.name, NULL
+                       FROM {s}.refract_status st
+                      WHERE NOT EXISTS (SELECT 1 FROM {s}.refract_projections p WHERE p.name = st.name)
+                        AND NOT EXISTS (SELECT 1 FROM {s}.refract_versions v WHERE v.schema_name = st.name)
                  )
                  SELECT e.name, e.module_version, e.content_hash,
                         coalesce(st.state, CASE WHEN e.building_for IS NULL THEN 'starting' ELSE 'paused' END),

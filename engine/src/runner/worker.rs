@@ -17,7 +17,8 @@ use super::coordinator::Control;
 use super::cursor::Cursor;
 use super::guest::Guest;
 use super::install::{
-    InstallError, LOCK_KEY, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, sweep, switch,
+    InstallError, LOCK_KEY, Login, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, sweep,
+    switch,
 };
 use super::loader::Loaded;
 use super::poison::{self, DeadLetters, Verdict};
@@ -267,20 +268,19 @@ async fn session(
     }
     let key = key.as_str();
     ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
+    // A standby of the active version counts as serving it: when another engine swaps a new
+    // version in, this one is superseded rather than building its older component again.
+    *was_active = target.active;
     let owned: bool = client.query_one(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"), &[&schema]).await?.get(0);
     if !owned {
         ctx.status.update(key, |s| s.state = State::Standby);
         return Ok(SessionEnd::Standby);
     }
-    *was_active = target.active;
     tracing::info!(projection = %name, version = %loaded.description.version, %schema, active = target.active, "running");
     // Batches are written through the version's own role, when it has one: its rights end
     // at its schema whatever SQL the projection sends. `client` keeps the lock.
-    let role = role_of(&client, &ctx.store_schema, schema).await?;
-    let mut writer = match &role {
-        Some(role) => crate::db::connect_as(&ctx.database_url, &role.name, &role.password).await?,
-        None => crate::db::connect(&ctx.database_url).await?,
-    };
+    let login = Login { url: ctx.database_url.clone(), role: role_of(&client, &ctx.store_schema, schema).await? };
+    let mut writer = login.connect().await?;
     let tables = Tables::load(&client, schema).await?;
     let mut cursor = read_checkpoint(&client, &ctx.store_schema, schema)
         .await?
@@ -290,12 +290,12 @@ async fn session(
         s.state = State::CatchingUp;
     });
 
-    let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&client, &tables).await? {
+    let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&writer, &tables).await? {
         WrittenKeys::empty(&tables)
     } else {
         WrittenKeys::unknown()
     }));
-    let rows_client = Arc::new(crate::db::connect(&ctx.database_url).await?);
+    let rows_client = Arc::new(login.connect().await?);
     let rows = DbRows::new(rows_client, tokio::runtime::Handle::current(), tables.clone(), written.clone());
     let rows_lost = rows.lost();
     let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
@@ -342,7 +342,7 @@ async fn session(
                 _ if rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
                 failed => {
                     let events = select(loaded, until, &batch).unwrap_or_else(|| batch.events.clone());
-                    match poison::judge(loaded, &ctx.database_url, &tables, events, failed).await? {
+                    match poison::judge(loaded, &login, &tables, events, failed).await? {
                         Verdict::Apply { ops, dead } => (ops, dead),
                         Verdict::Stop(p) => {
                             return Ok(fail(p.message, Some(p.position), Some(p.event_id), client));
@@ -361,7 +361,7 @@ async fn session(
             let refusal = BatchFailure(format!(
                 "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
                  in its settings file to allow them; they run as the projection's own role{})",
-                if role.is_some() { "" } else { ", or with the engine's rights where roles cannot be created" }
+                if login.role.is_some() { "" } else { ", or with the engine's rights where roles cannot be created" }
             ));
             return Ok(fail_batch(&batch, refusal, client));
         }
@@ -401,8 +401,8 @@ async fn finish(
     target: &Target,
 ) -> Result<SessionEnd, SessionError> {
     if let Mode::PointInTime { .. } = mode {
+        ctx.status.remove(&target.schema);
         finish_snapshot(client, &ctx.store_schema, &target.schema).await?;
-        ctx.status.update(&target.schema, |s| s.state = State::Stopped);
         return Ok(SessionEnd::Done);
     }
     let replaced = switch(client, &ctx.store_schema, loaded, target).await?;
