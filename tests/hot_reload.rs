@@ -436,3 +436,43 @@ async fn undoing_a_change_while_its_version_is_built_keeps_the_serving_version()
     assert_order_summary_exact(&client).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_until_waits_for_events_up_to_its_point_that_are_not_visible_yet() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(db.url(), 100, 9)?;
+    // An open transaction holds the visibility horizon below the events appended after it.
+    let holder = db.connect().await?;
+    holder.batch_execute("BEGIN; SELECT pg_current_xact_id()").await?;
+    generate(db.url(), 100, 10)?;
+    let client = db.connect().await?;
+    let until: i64 = client.query_one("SELECT max(global_position) FROM events", &[]).await?.get(0);
+    let dir = refract_test_harness::engine::projections_dir(&[ORDER_SUMMARY])?;
+    let projections = dir.path().to_str().context("path")?;
+    let mut rebuild = std::process::Command::new(BIN)
+        .args(["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])
+        .args(["--until", &until.to_string(), "--into", "all_of_it"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // It reaches the horizon, but events up to its point lie beyond: it does not finish.
+    wait_for_schema(&client, "all_of_it").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(rebuild.try_wait()?.is_none(), "the point-in-time build finished with events up to its point unseen");
+    holder.batch_execute("COMMIT").await?;
+    let status = tokio::task::spawn_blocking(move || rebuild.wait_with_output()).await??;
+    ensure!(status.status.success(), "rebuild failed: {}", String::from_utf8_lossy(&status.stderr));
+    let log = read_log(&client).await?;
+    let expected = expected_of(&log, |l| l.cursor.1 <= until)?;
+    assert_eq!(order_summary_from(&client, "all_of_it").await?, expected.order_summary);
+    Ok(())
+}
+
+async fn wait_for_schema(client: &Client, schema: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    while !schema_exists(client, schema).await? {
+        ensure!(Instant::now() < deadline, "schema {schema} never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -98,6 +98,9 @@ pub async fn prepare(
     }
     let store = quote_ident(store_schema);
     let tx = client.transaction().await?;
+    // Engines installing the same projection at once take turns (the registry row that
+    // would order them may not exist yet).
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('refract.install.' || $1, 0))", &[&name]).await?;
     let registered = registry_row(&tx, &store, name).await?;
     let target = |schema: String, active: bool| Target { name: name.to_owned(), schema, active };
     let target = match (registered, purpose) {

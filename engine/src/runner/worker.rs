@@ -383,7 +383,9 @@ async fn session(
             s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
         if batch.at_head && !target.active {
-            return finish(&mut client, loaded, ctx, mode, &target).await;
+            if let Some(end) = finish(&mut client, loaded, ctx, mode, &target).await? {
+                return Ok(end);
+            }
         }
         if !dead.is_empty() {
             return Ok(SessionEnd::Skipped);
@@ -399,11 +401,16 @@ async fn finish(
     ctx: &WorkerContext,
     mode: &Mode,
     target: &Target,
-) -> Result<SessionEnd, SessionError> {
-    if let Mode::PointInTime { .. } = mode {
+) -> Result<Option<SessionEnd>, SessionError> {
+    if let Mode::PointInTime { until, .. } = mode {
+        // The head is the visibility horizon's: an event up to `until` that committed but is
+        // not below the horizon yet (an older transaction is still open) is still to come.
+        if !until_visible(client, &ctx.store_schema, *until).await? {
+            return Ok(None);
+        }
         ctx.status.remove(&target.schema);
         finish_snapshot(client, &ctx.store_schema, &target.schema).await?;
-        return Ok(SessionEnd::Done);
+        return Ok(Some(SessionEnd::Done));
     }
     let replaced = switch(client, &ctx.store_schema, loaded, target).await?;
     tracing::info!(projection = %target.name, schema = %target.schema, ?replaced, version = %loaded.description.version, "swapped in");
@@ -417,10 +424,33 @@ async fn finish(
     if !abandoned.is_empty() {
         tracing::info!(projection = %target.name, ?abandoned, "dropped abandoned versions");
     }
-    Ok(match mode {
+    Ok(Some(match mode {
         Mode::Rebuild => SessionEnd::Done,
         _ => SessionEnd::Switched,
-    })
+    }))
+}
+
+/// Whether every committed event up to `until` lies below the visibility horizon.
+async fn until_visible(
+    client: &tokio_postgres::Client,
+    store_schema: &str,
+    until: Until,
+) -> Result<bool, tokio_postgres::Error> {
+    let events = format!("{}.events", quote_ident(store_schema));
+    let (bound, parameter): (&str, Box<dyn tokio_postgres::types::ToSql + Sync + Send>) = match until {
+        Until::Position(position) => ("global_position <= $1", Box::new(position)),
+        Until::Micros(micros) => (
+            "timestamp <= $1",
+            Box::new(
+                chrono::DateTime::from_timestamp_micros(micros).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+            ),
+        ),
+    };
+    let sql = format!(
+        "SELECT coalesce(max(transaction_id::text::bigint), 0) < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+           FROM {events} WHERE {bound}"
+    );
+    Ok(client.query_one(&sql, &[parameter.as_ref()]).await?.get(0))
 }
 
 /// Whether every table of the projection is empty.
