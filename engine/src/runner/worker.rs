@@ -382,10 +382,11 @@ async fn session(
             s.committed(cursor, count as u64, applied, started.elapsed());
             s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
-        if batch.at_head && !target.active {
-            if let Some(end) = finish(&mut client, loaded, ctx, mode, &target).await? {
-                return Ok(end);
-            }
+        if batch.at_head
+            && !target.active
+            && let Some(end) = finish(&mut client, loaded, ctx, mode, &target).await?
+        {
+            return Ok(end);
         }
         if !dead.is_empty() {
             return Ok(SessionEnd::Skipped);
