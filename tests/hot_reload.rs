@@ -42,6 +42,25 @@ fn generate(url: &str, orders: u32, seed: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A database with `orders` sample orders, and an engine running `components` over it, caught
+/// up; with a connection to the database.
+async fn serving(
+    components: &[&str],
+    orders: u32,
+    seed: u32,
+) -> anyhow::Result<(TestDb, tempfile::TempDir, EngineProcess, Client)> {
+    let db = TestDb::migrated().await?;
+    generate(db.url(), orders, seed)?;
+    let (dir, engine) = start_over(BIN, db.url(), components, &[])?;
+    let client = db.connect().await?;
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| std::path::Path::new(c).file_stem().and_then(|s| s.to_str()).unwrap_or_default())
+        .collect();
+    wait_caught_up(&client, &names, PATIENCE, &engine).await?;
+    Ok((db, dir, engine, client))
+}
+
 /// One committed event with where it stands in the log.
 struct Logged {
     /// `(transaction_id, global_position)`: the engine's order and its checkpoints.
@@ -130,11 +149,7 @@ const OBSERVE: &str = "SELECT c.transaction_id::text::bigint, c.position,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn copying_a_new_version_swaps_the_read_model_in_without_reader_visible_downtime() -> anyhow::Result<()> {
-    let db = TestDb::migrated().await?;
-    generate(db.url(), 1500, 1)?;
-    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
-    let client = db.connect().await?;
-    wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
+    let (db, dir, engine, client) = serving(&[ORDER_SUMMARY], 1500, 1).await?;
 
     // Appends go on throughout the swap.
     let stop = Arc::new(AtomicBool::new(false));
@@ -227,12 +242,8 @@ async fn copying_a_new_version_swaps_the_read_model_in_without_reader_visible_do
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_components_leave_the_serving_version_in_place() -> anyhow::Result<()> {
-    let db = TestDb::migrated().await?;
-    generate(db.url(), 300, 2)?;
-    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
-    let client = db.connect().await?;
+    let (db, dir, engine, client) = serving(&[ORDER_SUMMARY, REVENUE_BY_DAY], 300, 2).await?;
     let both = ["order_summary", "revenue_by_day"];
-    wait_caught_up(&client, &both, PATIENCE, &engine).await?;
     let version_1 = module_version(&client).await?;
     let target = dir.path().join("order_summary.wasm");
     let v2 = std::fs::read(ORDER_SUMMARY_V2)?;
@@ -324,11 +335,7 @@ async fn a_restart_with_an_unchanged_component_compiles_nothing() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_swaps_a_fresh_version_in_under_a_running_engine() -> anyhow::Result<()> {
-    let db = TestDb::migrated().await?;
-    generate(db.url(), 400, 4)?;
-    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
-    let client = db.connect().await?;
-    wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
+    let (db, dir, engine, client) = serving(&[ORDER_SUMMARY], 400, 4).await?;
     let projections = dir.path().to_str().context("path")?;
     refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])?;
     let active: String = client
@@ -408,11 +415,7 @@ async fn rebuild_until_builds_the_read_model_as_it_was_at_a_position_and_at_a_ti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn undoing_a_change_while_its_version_is_built_keeps_the_serving_version() -> anyhow::Result<()> {
-    let db = TestDb::migrated().await?;
-    generate(db.url(), 300, 7)?;
-    let (dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
-    let client = db.connect().await?;
-    wait_caught_up(&client, &["order_summary"], PATIENCE, &engine).await?;
+    let (db, dir, engine, client) = serving(&[ORDER_SUMMARY], 300, 7).await?;
     let (target, settings) = (dir.path().join("order_summary.wasm"), dir.path().join("order_summary.toml"));
     // Version 2 with batches of one event: its build takes a while.
     std::fs::write(&settings, "batch_size = 1\n")?;

@@ -2,9 +2,11 @@
 
 mod cluster;
 mod discover;
+mod listen;
 
 pub use cluster::{ClusterError, ThrowawayCluster};
 pub use discover::{Server, discover};
+pub use listen::listen;
 
 use std::time::Duration;
 

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::RunConfig;
 use super::status::{State, StatusBoard};
@@ -14,52 +12,17 @@ use crate::readmodel::quote_ident;
 
 /// How often the status table is refreshed.
 const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
-/// Pause before listening again after the listening connection was lost.
-const LISTEN_RETRY: Duration = Duration::from_secs(2);
 
 /// LISTENs for the event store's notifications and signals `notified` on each, until
 /// shutdown. A lost connection is reopened; meanwhile the coordinator polls.
 pub async fn listen(config: RunConfig, notified: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            result = listen_once(&config, &notified) => {
-                if let Err(error) = result {
-                    tracing::warn!(%error, "listening for new events failed; polling until it is back");
-                }
-            }
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(LISTEN_RETRY) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
-}
-
-async fn listen_once(config: &RunConfig, notified: &Notify) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(&config.database_url, NoTls).await?;
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let sql = format!("LISTEN {}", quote_ident(crate::store::NOTIFY_CHANNEL));
-    let listen = client.batch_execute(&sql);
-    tokio::pin!(listen);
-    // The connection must be polled for the LISTEN to complete, and afterwards to receive.
-    let mut listening = false;
-    loop {
-        tokio::select! {
-            result = &mut listen, if !listening => {
-                result?;
-                listening = true;
-                // Events may have arrived before LISTEN took effect.
-                notified.notify_one();
-            }
-            message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(_))) => notified.notify_one(),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error),
-                None => return Ok(()),
-            },
-        }
-    }
+    // Events may have arrived before LISTEN took effect: each time it does, read once.
+    let wake = || notified.notify_one();
+    let on_message = |_: &str| {
+        notified.notify_one();
+        false
+    };
+    crate::db::listen(&config.database_url, crate::store::NOTIFY_CHANNEL, &mut shutdown, wake, on_message).await;
 }
 
 /// Writes the status of the projections this engine owns to `refract_status` every

@@ -5,60 +5,17 @@
 //! projection is failed and sends `NOTIFY refract_retry, 'NAME'`; the worker then drops its lock
 //! and starts a new session from its checkpoint, with a fresh instance, as after a restart.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use tokio::sync::watch;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::readmodel::quote_ident;
 
 /// The channel of retry requests; the payload is the projection's name.
 pub const CHANNEL: &str = "refract_retry";
-/// Pause before listening again after the listening connection was lost.
-const LISTEN_RETRY: Duration = Duration::from_secs(2);
-
 /// Waits until a retry of one of `names` is requested (`true`) or `shutdown` becomes `true`
-/// (`false`). A lost listening connection is reopened.
+/// (`false`).
 pub(super) async fn requested(database_url: &str, names: &[&str], shutdown: &mut watch::Receiver<bool>) -> bool {
-    loop {
-        tokio::select! {
-            result = listen(database_url, names) => match result {
-                Ok(()) => return true,
-                Err(error) => tracing::warn!(%error, "listening for retry requests failed; listening again"),
-            },
-            _ = shutdown.wait_for(|stop| *stop) => return false,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(LISTEN_RETRY) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return false,
-        }
-    }
-}
-
-/// Listens on [`CHANNEL`] until a notification names one of `names`.
-async fn listen(database_url: &str, names: &[&str]) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let sql = format!("LISTEN {}", quote_ident(CHANNEL));
-    let listen = client.batch_execute(&sql);
-    tokio::pin!(listen);
-    // The connection must be polled for the LISTEN to complete, and afterwards to receive.
-    let mut listening = false;
-    loop {
-        tokio::select! {
-            result = &mut listen, if !listening => {
-                result?;
-                listening = true;
-            }
-            message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) if names.contains(&n.payload()) => return Ok(()),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error),
-                None => return Ok(()),
-            },
-        }
-    }
+    crate::db::listen(database_url, CHANNEL, shutdown, || {}, |payload| names.contains(&payload)).await
 }
 
 /// Why a retry could not be requested.
