@@ -175,7 +175,7 @@ pub async fn run(loaded: Loaded, ctx: WorkerContext, mode: Mode) {
             }
             other => other,
         };
-        let _ = ctx.control.send(Control::Leave { name: key.clone() });
+        let _ = ctx.control.send(Control::Leave { name: schema.clone() });
         let pause = match outcome {
             Ok(SessionEnd::Shutdown) => break,
             Ok(SessionEnd::Done) => return,
