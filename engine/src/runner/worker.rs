@@ -383,7 +383,7 @@ async fn session(
             s.state = if batch.at_head { State::Live } else { State::CatchingUp };
         });
         if batch.at_head
-            && !target.active
+            && (!target.active || matches!(mode, Mode::Rebuild))
             && let Some(end) = finish(&mut client, loaded, ctx, mode, &target).await?
         {
             return Ok(end);
@@ -395,7 +395,8 @@ async fn session(
 }
 
 /// A version built beside the active one has reached the head: swap it in (and drop the
-/// version it replaces, unless the settings keep it), or end a point-in-time build.
+/// version it replaces, unless the settings keep it), or end a point-in-time build, or a
+/// rebuild that had nothing to replace. `None`: not finished yet.
 async fn finish(
     client: &mut tokio_postgres::Client,
     loaded: &Loaded,
@@ -411,6 +412,10 @@ async fn finish(
         }
         ctx.status.remove(&target.schema);
         finish_snapshot(client, &ctx.store_schema, &target.schema).await?;
+        return Ok(Some(SessionEnd::Done));
+    }
+    if target.active {
+        // A rebuild of a projection that had no version: its first one is active already.
         return Ok(Some(SessionEnd::Done));
     }
     let replaced = switch(client, &ctx.store_schema, loaded, target).await?;
