@@ -479,3 +479,15 @@ async fn wait_for_schema(client: &Client, schema: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_of_a_projection_never_installed_builds_its_first_version() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(db.url(), 200, 11)?;
+    let dir = refract_test_harness::engine::projections_dir(&[ORDER_SUMMARY])?;
+    let projections = dir.path().to_str().context("path")?;
+    refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])?;
+    let client = db.connect().await?;
+    assert_order_summary_exact(&client).await?;
+    Ok(())
+}
