@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{start_over, wait_caught_up};
+use refract_test_harness::engine::{generate_orders, start_over, wait_caught_up};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
@@ -46,10 +46,7 @@ async fn denied(client: &Client, sql: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_projections_role_has_no_rights_outside_its_schema() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    let out = std::process::Command::new(BIN)
-        .args(["generate", "orders", "--database-url", db.url(), "--orders", "100", "--seed", "1"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
+    generate_orders(BIN, db.url(), 100, 1)?;
     let (_dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
     let admin = db.connect().await?;
     wait_caught_up(&admin, &["order_summary", "revenue_by_day"], PATIENCE, &engine).await?;

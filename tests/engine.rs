@@ -9,7 +9,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{EngineProcess, projections_dir, remaining, start_over, wait_caught_up};
+use refract_test_harness::engine::{
+    EngineProcess, cli, generate_orders, projections_dir, remaining, start_over, wait_caught_up,
+};
 use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
 
 const BIN: &str = env!("CARGO_BIN_EXE_refract");
@@ -18,23 +20,11 @@ const BOTH: [&str; 2] = ["order_summary", "revenue_by_day"];
 const PATIENCE: Duration = Duration::from_secs(180);
 
 fn refract(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(BIN).args(args).output()?;
-    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
+    cli(BIN, args)
 }
 
 fn generate(db: &TestDb, orders: u32, seed: u32) -> anyhow::Result<()> {
-    refract(&[
-        "generate",
-        "orders",
-        "--database-url",
-        db.url(),
-        "--orders",
-        &orders.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ])?;
-    Ok(())
+    generate_orders(BIN, db.url(), orders, seed)
 }
 
 async fn assert_read_models_exact(db: &TestDb) -> anyhow::Result<()> {

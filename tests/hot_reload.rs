@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use refract_projection_artifacts::{ORDER_SUMMARY, ORDER_SUMMARY_V2, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{EngineProcess, start_over, wait_caught_up};
+use refract_test_harness::engine::{EngineProcess, cli, generate_orders, start_over, wait_caught_up};
 use refract_test_harness::reference::{
     Expected, RefEvent, actual_from_db, assert_same, compute, expected_from_db, order_summary_from,
 };
@@ -23,23 +23,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_refract");
 const PATIENCE: Duration = Duration::from_secs(180);
 
 fn refract(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(BIN).args(args).output()?;
-    ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
+    cli(BIN, args)
 }
 
 fn generate(url: &str, orders: u32, seed: u32) -> anyhow::Result<()> {
-    refract(&[
-        "generate",
-        "orders",
-        "--database-url",
-        url,
-        "--orders",
-        &orders.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ])?;
-    Ok(())
+    generate_orders(BIN, url, orders, seed)
 }
 
 /// A database with `orders` sample orders, and an engine running `components` over it, caught
@@ -59,6 +47,13 @@ async fn serving(
         .collect();
     wait_caught_up(&client, &names, PATIENCE, &engine).await?;
     Ok((db, dir, engine, client))
+}
+
+/// `refract rebuild order_summary` with the components in `projections`, and `extra` arguments.
+fn rebuild(url: &str, projections: &str, extra: &[&str]) -> anyhow::Result<String> {
+    let mut args = vec!["rebuild", "order_summary", "--database-url", url, "--projections", projections];
+    args.extend_from_slice(extra);
+    refract(&args)
 }
 
 /// One committed event with where it stands in the log.
@@ -337,7 +332,7 @@ async fn a_restart_with_an_unchanged_component_compiles_nothing() -> anyhow::Res
 async fn rebuild_swaps_a_fresh_version_in_under_a_running_engine() -> anyhow::Result<()> {
     let (db, dir, engine, client) = serving(&[ORDER_SUMMARY], 400, 4).await?;
     let projections = dir.path().to_str().context("path")?;
-    refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])?;
+    rebuild(db.url(), projections, &[])?;
     let active: String = client
         .query_one("SELECT active_schema FROM refract_projections WHERE name = 'order_summary'", &[])
         .await?
@@ -366,36 +361,12 @@ async fn rebuild_until_builds_the_read_model_as_it_was_at_a_position_and_at_a_ti
     times.sort_unstable();
     let time = times[times.len() * 2 / 3];
 
-    let until = position.to_string();
-    refract(&[
-        "rebuild",
-        "order_summary",
-        "--database-url",
-        db.url(),
-        "--projections",
-        projections,
-        "--until",
-        &until,
-        "--into",
-        "at_position",
-    ])?;
+    rebuild(db.url(), projections, &["--until", &position.to_string(), "--into", "at_position"])?;
     let expected = expected_of(&log, |l| l.cursor.1 <= position)?;
     assert!(!expected.order_summary.is_empty());
     assert_eq!(order_summary_from(&client, "at_position").await?, expected.order_summary);
 
-    let until = time.to_rfc3339();
-    refract(&[
-        "rebuild",
-        "order_summary",
-        "--database-url",
-        db.url(),
-        "--projections",
-        projections,
-        "--until",
-        &until,
-        "--into",
-        "at_time",
-    ])?;
+    rebuild(db.url(), projections, &["--until", &time.to_rfc3339(), "--into", "at_time"])?;
     let expected = expected_of(&log, |l| l.event.timestamp <= time)?;
     assert_eq!(order_summary_from(&client, "at_time").await?, expected.order_summary);
     assert_ne!(order_summary_from(&client, "at_time").await?, order_summary_from(&client, "at_position").await?);
@@ -486,7 +457,7 @@ async fn rebuild_of_a_projection_never_installed_builds_its_first_version() -> a
     generate(db.url(), 200, 11)?;
     let dir = refract_test_harness::engine::projections_dir(&[ORDER_SUMMARY])?;
     let projections = dir.path().to_str().context("path")?;
-    refract(&["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])?;
+    rebuild(db.url(), projections, &[])?;
     let client = db.connect().await?;
     assert_order_summary_exact(&client).await?;
     Ok(())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use refract_projection_artifacts as artifacts;
 use refract_projection_artifacts::{ORDER_SUMMARY, REVENUE_BY_DAY};
 use refract_test_harness::TestDb;
-use refract_test_harness::engine::{EngineProcess, projections_dir, wait_caught_up};
+use refract_test_harness::engine::{EngineProcess, cli, generate_orders, projections_dir, wait_caught_up};
 use refract_test_harness::reference::{actual_from_db, assert_same, expected_from_db};
 use tokio_postgres::Client;
 
@@ -24,15 +24,11 @@ const PATIENCE: Duration = Duration::from_secs(180);
 const ORDERS: u32 = 200;
 
 fn refract(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(BIN).args(args).output()?;
-    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
+    cli(BIN, args)
 }
 
 fn generate(db: &TestDb, seed: u32) -> anyhow::Result<()> {
-    let (orders, seed) = (ORDERS.to_string(), seed.to_string());
-    refract(&["generate", "orders", "--database-url", db.url(), "--orders", &orders, "--seed", &seed])?;
-    Ok(())
+    generate_orders(BIN, db.url(), ORDERS, seed)
 }
 
 /// The projection a component describes: its file name without `.wasm`.

@@ -78,6 +78,20 @@ impl Drop for EngineProcess {
     }
 }
 
+/// Runs `bin` (the `refract` binary) with `args`: its stdout, or an error with its stderr.
+pub fn cli(bin: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(bin).args(args).output().with_context(|| format!("starting {bin}"))?;
+    anyhow::ensure!(out.status.success(), "refract {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Appends `orders` sample orders (deterministic for `seed`) to the database at `url` with
+/// `bin generate orders`.
+pub fn generate_orders(bin: &str, url: &str, orders: u32, seed: u32) -> anyhow::Result<()> {
+    let (orders, seed) = (orders.to_string(), seed.to_string());
+    cli(bin, &["generate", "orders", "--database-url", url, "--orders", &orders, "--seed", &seed]).map(drop)
+}
+
 /// Starts `bin run` against `url` over a new directory holding copies of `components`,
 /// logging to `engine.log` in it; returns the directory (removed when dropped) and the process.
 pub fn start_over(
