@@ -64,6 +64,19 @@ impl LogReader {
         Ok(rows.into_iter().map(|row| decode(&row)).collect())
     }
 
+    /// Up to `limit` events after `from` and below `horizon`, in cursor order, each with its
+    /// cursor: the read query alone, unfiltered, without batch extension (the raw read that
+    /// `refract bench` measures the engine against).
+    pub async fn scan(
+        &self,
+        from: Cursor,
+        horizon: i64,
+        limit: usize,
+    ) -> Result<Vec<(Cursor, Event)>, tokio_postgres::Error> {
+        let unbounded = Cursor { transaction_id: horizon, position: 0 };
+        self.read_range(from, unbounded, horizon, &Subscription::default(), limit).await
+    }
+
     /// The cursor of an event after `after` (below `horizon`) whose stream has a higher
     /// version among `events`, if any.
     async fn late(
