@@ -227,6 +227,73 @@ async fn a_stream_committed_out_of_version_order_is_applied_in_version_order_acr
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_lower_version_above_the_horizon_holds_its_stream_back_until_it_can_be_read() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let (_dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
+    let client = db.connect().await?;
+    let order = "order-5f0c1a9e-0000-4000-8000-000000000011";
+    let other = "order-5f0c1a9e-0000-4000-8000-000000000012";
+    let insert = "INSERT INTO events (stream_id, version, event_type, data) VALUES ($1, $2, $3, $4::text::jsonb)
+                  RETURNING transaction_id::text::bigint, global_position";
+    let created = |id: &str| {
+        format!(r#"{{"order_id": "{}", "customer_id": "5f0c1a9e-0000-4000-8000-0000000000c1"}}"#, &id[6..])
+    };
+    let item = r#"{"product_id": "p", "quantity": 1, "price": 2.50}"#;
+
+    // The early writer takes the lowest transaction id (by writing another stream); an open
+    // transaction takes the next; then version 1 of the order commits with a later id, and
+    // the early writer appends version 2 and commits. Version 2 is below the horizon (the
+    // open transaction's id), version 1 is not.
+    let mut early = db.connect().await?;
+    let early_tx = early.transaction().await?;
+    let first = early_tx.query_one(insert, &[&other, &1i64, &"OrderCreated", &created(other)]).await?;
+    let mut holder = db.connect().await?;
+    let holder_tx = holder.transaction().await?;
+    holder_tx.query_one("SELECT pg_current_xact_id()", &[]).await?;
+    client.query_one(insert, &[&order, &1i64, &"OrderCreated", &created(order)]).await?;
+    early_tx.query_one(insert, &[&order, &2i64, &"ItemAdded", &item]).await?;
+    early_tx.commit().await?;
+    let order_of_log: Vec<i64> = client
+        .query("SELECT version FROM events WHERE stream_id = $1 ORDER BY transaction_id, global_position", &[&order])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order_of_log, [2, 1], "the scenario did not happen");
+
+    // The engine passes the early writer's first event (below the horizon, another stream)…
+    let (tx, position): (i64, i64) = (first.get(0), first.get(1));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let passed: bool = client
+            .query_one(
+                "SELECT count(*) = 2 FROM checkpoints c JOIN refract_projections p ON c.projection_name = p.active_schema
+                  WHERE (c.transaction_id::text::bigint, c.position) >= ($1, $2)",
+                &[&tx, &position],
+            )
+            .await?
+            .get(0);
+        if passed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the engine did not pass the first event:\n{}", engine.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // …and once the horizon passes version 1, applies both versions in order.
+    holder_tx.rollback().await?;
+    wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+    let row = client
+        .query_one(
+            "SELECT version, item_count FROM order_summary.order_summary WHERE order_id = $1::text::uuid",
+            &[&&order[6..]],
+        )
+        .await?;
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (2, 1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn lost_connections_are_reopened_and_tailing_resumes_from_the_checkpoints() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
     generate(&db, 200, 10)?;

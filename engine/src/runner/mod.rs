@@ -21,6 +21,7 @@ pub mod deploy;
 mod guest;
 pub mod install;
 pub mod loader;
+mod ordering;
 mod poison;
 mod publish;
 pub mod reader;

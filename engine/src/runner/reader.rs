@@ -1,10 +1,9 @@
 //! Reading the log in cursor order, below the visibility horizon.
 
-use std::collections::HashMap;
-
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use super::cursor::Cursor;
+use super::ordering::{Lookup, Scanned, Settled, put_streams_in_version_order};
 use super::subscription::Subscription;
 use crate::readmodel::quote_ident;
 use crate::wasm::types::Event;
@@ -26,16 +25,19 @@ pub struct Batch {
 /// Reads the event log of one store schema. Owns its connection.
 pub struct LogReader {
     client: Client,
-    read: String,
-    late: String,
-    head: String,
+    read: Statement,
+    late: Statement,
+    head: Statement,
+    /// Streams known to have no lower version after a cursor.
+    settled: Settled,
     /// How many batches this reader has read (to show that one scan feeds many projections).
     pub reads: u64,
 }
 
 impl LogReader {
-    /// Events after `from` up to `until`, below `horizon`, that `filter` receives, at most
-    /// `limit` of them, each with its cursor.
+    /// Events after `from` up to `until`, below `horizon`, of the categories `filter`
+    /// receives, at most `limit` of them, each with its cursor; events of types it does not
+    /// receive come without their payload.
     async fn read_range(
         &self,
         from: Cursor,
@@ -43,7 +45,7 @@ impl LogReader {
         horizon: i64,
         filter: &Subscription,
         limit: usize,
-    ) -> Result<Vec<(Cursor, Event)>, tokio_postgres::Error> {
+    ) -> Result<Vec<Scanned>, tokio_postgres::Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .client
@@ -61,7 +63,7 @@ impl LogReader {
                 ],
             )
             .await?;
-        Ok(rows.into_iter().map(|row| decode(&row)).collect())
+        Ok(rows.into_iter().map(|row| decode(&row, filter)).collect())
     }
 
     /// Up to `limit` events after `from` and below `horizon`, in cursor order, each with its
@@ -74,28 +76,18 @@ impl LogReader {
         limit: usize,
     ) -> Result<Vec<(Cursor, Event)>, tokio_postgres::Error> {
         let unbounded = Cursor { transaction_id: horizon, position: 0 };
-        self.read_range(from, unbounded, horizon, &Subscription::default(), limit).await
+        let rows = self.read_range(from, unbounded, horizon, &Subscription::default(), limit).await?;
+        Ok(rows.into_iter().map(|row| (row.cursor, row.event)).collect())
     }
 
-    /// The cursor of an event after `after` (below `horizon`) whose stream has a higher
-    /// version among `events`, if any.
-    async fn late(
-        &self,
-        events: &[(Cursor, Event)],
-        after: Cursor,
-        horizon: i64,
-    ) -> Result<Option<Cursor>, tokio_postgres::Error> {
-        let mut highest: HashMap<&str, i64> = HashMap::new();
-        for (_, event) in events {
-            let version = highest.entry(&event.stream_id).or_insert(event.stream_version);
-            *version = (*version).max(event.stream_version);
-        }
-        let (streams, versions): (Vec<&str>, Vec<i64>) = highest.into_iter().unzip();
-        let row = self
-            .client
-            .query_opt(&self.late, &[&streams, &versions, &after.transaction_id, &after.position, &horizon])
-            .await?;
-        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    /// For each of `lookups` that has one, the cursor of an event after `after` in its stream
+    /// with a lower version than asked (committed, at or above the horizon too).
+    async fn late(&self, lookups: &[Lookup], after: Cursor) -> Result<Vec<(String, Cursor)>, tokio_postgres::Error> {
+        let streams: Vec<&str> = lookups.iter().map(|l| l.stream.as_str()).collect();
+        let versions: Vec<i64> = lookups.iter().map(|l| l.below).collect();
+        let rows =
+            self.client.query(&self.late, &[&streams, &versions, &after.transaction_id, &after.position]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), Cursor { transaction_id: r.get(1), position: r.get(2) })).collect())
     }
 
     /// A reader over `schema`'s `events`, on its own connection.
@@ -106,51 +98,59 @@ impl LogReader {
         // every batch; this connection only reads the log, so those plans are switched off.
         // JIT compilation is off as well: the late-version lookup's estimated cost crosses
         // `jit_above_cost`, and compiling it took ~290 ms of a ~385 ms execution per batch on a
-        // 1M-event log (EXPLAIN ANALYZE), the bulk of the reader's database CPU.
-        client.batch_execute("SET enable_bitmapscan = off; SET enable_sort = off; SET jit = off").await?;
+        // 1M-event log (EXPLAIN ANALYZE), the bulk of the reader's database CPU. Statements
+        // are prepared once; each execution is still planned for its parameters (a generic
+        // plan cannot drop the unused filters).
+        client
+            .batch_execute(
+                "SET enable_bitmapscan = off; SET enable_sort = off; SET jit = off;
+                 SET plan_cache_mode = force_custom_plan",
+            )
+            .await?;
         let events = format!("{}.events", quote_ident(schema));
-        // Filters are applied to rows walked in cursor order on (transaction_id,
-        // global_position). `event_type || ''` keeps the planner off the event type index:
-        // combining it with the cursor range makes a bitmap over every event of those types.
+        // Walked in cursor order on (transaction_id, global_position), filtered by category;
+        // events of other types are returned without payload (see `ordering`).
+        // `event_type || ''` keeps the planner off the event type index.
         let read = format!(
             "SELECT e.transaction_id::text::bigint, e.global_position, e.stream_id::text, e.version, e.event_id,
-                    e.event_type::text, e.data::text, e.metadata::text, e.timestamp
+                    e.event_type::text,
+                    CASE WHEN $4::text[] IS NULL OR (e.event_type || '') = ANY($4) THEN e.data::text END,
+                    CASE WHEN $4::text[] IS NULL OR (e.event_type || '') = ANY($4) THEN e.metadata::text END,
+                    e.timestamp
                FROM {events} e
               WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
                 AND e.transaction_id < $3::bigint::text::xid8
-                AND ($4::text[] IS NULL OR (e.event_type || '') = ANY($4))
                 AND ($5::text[] IS NULL OR split_part(e.stream_id, '-', 1) = ANY($5))
                 AND (e.transaction_id, e.global_position) <= ($6::bigint::text::xid8, $7)
               ORDER BY e.transaction_id, e.global_position
               LIMIT $8"
         );
-        // An event after a cursor with a lower version than a given one in its stream (the
-        // latest of them by cursor, over each stream's highest such version; the caller asks
-        // again until there is none): one lookup per stream on the (stream_id, version) index.
-        // The ORDER BY version … LIMIT inside keeps the planner on that index, instead of a
-        // hash join or a scan of every event after the cursor. Not filtered by subscription:
-        // extending a batch over an event the projection does not receive is harmless.
+        // Per stream, an event after a cursor with a version below a given one (the highest
+        // such version; the caller asks again until there is none), whatever the horizon:
+        // one lookup per stream on the (stream_id, version) index. The ORDER BY version …
+        // LIMIT inside keeps the planner on that index, instead of a hash join or a scan of
+        // every event after the cursor. Not filtered by subscription: extending a batch over
+        // an event the projection does not receive is harmless.
         let late = format!(
-            "SELECT later.transaction_id, later.global_position
+            "SELECT b.stream_id, later.transaction_id, later.global_position
                FROM unnest($1::text[], $2::bigint[]) AS b(stream_id, version)
               CROSS JOIN LATERAL (
                     SELECT e.transaction_id::text::bigint AS transaction_id, e.global_position
                       FROM {events} e
                      WHERE e.stream_id = b.stream_id AND e.version < b.version
                        AND (e.transaction_id, e.global_position) > ($3::bigint::text::xid8, $4)
-                       AND e.transaction_id < $5::bigint::text::xid8
                      ORDER BY e.version DESC
                      LIMIT 1
-                   ) AS later
-              ORDER BY later.transaction_id DESC, later.global_position DESC
-              LIMIT 1"
+                   ) AS later"
         );
         let head = format!(
             "SELECT e.transaction_id::text::bigint, e.global_position FROM {events} e
               WHERE e.transaction_id < $1::bigint::text::xid8
               ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
         );
-        Ok(LogReader { client, read, late, head, reads: 0 })
+        let (read, late, head) =
+            futures_util::try_join!(client.prepare(&read), client.prepare(&late), client.prepare(&head))?;
+        Ok(LogReader { client, read, late, head, settled: Settled::default(), reads: 0 })
     }
 
     /// The visibility horizon: every transaction whose id is below it has finished, so the
@@ -166,9 +166,12 @@ impl LogReader {
         Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
     }
 
-    /// Up to `limit` events after `from` and below `horizon` that `filter` receives. When
-    /// fewer come back the read reached the horizon, and the batch ends at `head` (the last
-    /// event below the horizon, filtered or not) so that skipped stretches advance too.
+    /// Up to `limit` events after `from` and below `horizon` of the categories `filter`
+    /// receives, with every stream in version order (see [`ordering`](super::ordering)):
+    /// extended up to a lower version that lies after the cut, or cut back before a stream
+    /// whose lower version lies at or above the horizon. When the read reached the horizon
+    /// untouched, the batch ends at `head` (the last event below the horizon, filtered or not)
+    /// so that skipped stretches advance too.
     pub async fn read(
         &mut self,
         from: Cursor,
@@ -180,107 +183,61 @@ impl LogReader {
         self.reads += 1;
         // Below the horizon every cursor is below (horizon, 0): no upper bound.
         let unbounded = Cursor { transaction_id: horizon, position: 0 };
-        let mut events = self.read_range(from, unbounded, horizon, filter, limit).await?;
-        let full = events.len() >= limit;
-        let mut to = events.last().map_or(from, |(cursor, _)| *cursor);
-        if full {
-            // A stream's lower version can lie beyond the cut when its transaction took its
-            // id after the one that wrote the higher version: extend the batch up to it, so
-            // that every stream in the batch can be put in version order.
-            while let Some(late) = self.late(&events, to, horizon).await? {
-                events.extend(self.read_range(to, late, horizon, filter, usize::MAX).await?);
-                to = late;
+        let mut rows = self.read_range(from, unbounded, horizon, filter, limit).await?;
+        let full = rows.len() >= limit;
+        // Events at or after the barrier wait for the horizon to pass a lower version.
+        let mut barrier: Option<Cursor> = None;
+        loop {
+            let cut = rows.last().map_or(from, |row| row.cursor);
+            let lookups = self.settled.lookups(&rows, from);
+            let late = if lookups.is_empty() { Vec::new() } else { self.late(&lookups, cut).await? };
+            let blocked: Vec<&str> = late
+                .iter()
+                .filter(|(_, at)| at.transaction_id >= horizon || barrier.is_some_and(|b| *at >= b))
+                .map(|(stream, _)| stream.as_str())
+                .collect();
+            if let Some(first) =
+                rows.iter().filter(|r| blocked.contains(&r.event.stream_id.as_str())).map(|r| r.cursor).min()
+            {
+                let end = barrier.map_or(first, |b| b.min(first));
+                rows.retain(|row| row.cursor < end);
+                barrier = Some(end);
+            } else if let Some(end) = late.iter().map(|(_, at)| *at).max() {
+                rows.extend(self.read_range(cut, end, horizon, filter, usize::MAX).await?);
+            } else {
+                break;
             }
-        } else if let Some(head) = head {
+        }
+        let mut to = rows.last().map_or(from, |row| row.cursor);
+        self.settled.record(&rows, to);
+        let at_head = !full && barrier.is_none();
+        if at_head && let Some(head) = head {
             to = to.max(head);
         }
-        let mut events: Vec<Event> = events.into_iter().map(|(_, event)| event).collect();
+        let mut events: Vec<Event> = rows.into_iter().filter(|row| row.wanted).map(|row| row.event).collect();
         put_streams_in_version_order(&mut events);
-        Ok(Batch { from, to, events, at_head: !full })
+        Ok(Batch { from, to, events, at_head })
     }
 }
 
-/// An event row of the read query, with its cursor.
-fn decode(row: &tokio_postgres::Row) -> (Cursor, Event) {
+/// An event row of the read query, with its cursor, and whether `filter` receives its type.
+fn decode(row: &tokio_postgres::Row, filter: &Subscription) -> Scanned {
     let cursor = Cursor { transaction_id: row.get(0), position: row.get(1) };
     let event_id: uuid::Uuid = row.get(4);
+    let event_type: String = row.get(5);
+    let data: Option<String> = row.get(6);
     let metadata: Option<String> = row.get(7);
     let timestamp: chrono::DateTime<chrono::Utc> = row.get(8);
+    let wanted = filter.event_types.as_ref().is_none_or(|types| types.contains(&event_type));
     let event = Event {
         global_position: cursor.position,
         stream_id: row.get(2),
         stream_version: row.get(3),
         event_id: event_id.hyphenated().to_string(),
-        event_type: row.get(5),
-        data: row.get::<_, String>(6).into_bytes(),
+        event_type,
+        data: data.map(String::into_bytes).unwrap_or_default(),
         metadata: metadata.map(String::into_bytes).unwrap_or_default(),
         timestamp: timestamp.timestamp_micros(),
     };
-    (cursor, event)
-}
-
-/// Puts the events of each stream in version order, each stream keeping the slots its events
-/// occupy in the batch.
-///
-/// Log order is commit order, by transaction id; a transaction that took its id early (by
-/// writing elsewhere first) and appended to a stream after a later-numbered one did, comes
-/// first, with the higher version. Inside a batch the engine restores version order; the batch
-/// is applied and committed as a whole, so the checkpoint is unaffected.
-fn put_streams_in_version_order(events: &mut [Event]) {
-    let mut last: HashMap<&str, i64> = HashMap::with_capacity(events.len());
-    let mut disordered = false;
-    for event in events.iter() {
-        let previous = last.insert(&event.stream_id, event.stream_version);
-        disordered |= previous.is_some_and(|v| v > event.stream_version);
-    }
-    if !disordered {
-        return;
-    }
-    let mut slots: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, event) in events.iter().enumerate() {
-        slots.entry(event.stream_id.clone()).or_default().push(i);
-    }
-    for indices in slots.into_values().filter(|i| i.len() > 1) {
-        let mut stream: Vec<Event> = indices.iter().map(|&i| events[i].clone()).collect();
-        stream.sort_by_key(|e| e.stream_version);
-        for (slot, event) in indices.into_iter().zip(stream) {
-            events[slot] = event;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(position: i64, stream: &str, version: i64) -> Event {
-        Event {
-            global_position: position,
-            stream_id: stream.into(),
-            stream_version: version,
-            event_id: String::new(),
-            event_type: String::new(),
-            data: Vec::new(),
-            metadata: Vec::new(),
-            timestamp: 0,
-        }
-    }
-
-    fn order(events: &[Event]) -> Vec<(&str, i64)> {
-        events.iter().map(|e| (e.stream_id.as_str(), e.stream_version)).collect()
-    }
-
-    #[test]
-    fn a_stream_committed_out_of_version_order_is_put_back_in_order() {
-        let mut events = vec![event(9, "b", 2), event(3, "a", 1), event(5, "b", 1), event(7, "a", 2), event(8, "b", 3)];
-        put_streams_in_version_order(&mut events);
-        assert_eq!(order(&events), [("b", 1), ("a", 1), ("b", 2), ("a", 2), ("b", 3)]);
-    }
-
-    #[test]
-    fn ordered_batches_are_left_alone() {
-        let mut events = vec![event(1, "a", 1), event(2, "b", 1), event(3, "a", 2)];
-        put_streams_in_version_order(&mut events);
-        assert_eq!(order(&events), [("a", 1), ("b", 1), ("a", 2)]);
-    }
+    Scanned { cursor, wanted, event }
 }
