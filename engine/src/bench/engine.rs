@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio_postgres::Client;
 
 use super::BenchError;
-use super::procstat::{cpu_seconds, peak_rss_bytes};
+use super::procstat::{cpu_seconds, peak_rss_bytes, reset_peak_rss, rss_bytes};
 use crate::readmodel::quote_ident;
 use crate::runner::Cursor;
 
@@ -69,7 +69,7 @@ pub struct EngineSpec<'a> {
 
 impl EngineChild {
     /// Starts `refract run` over copies of `projections` (`(name, component path)`).
-    pub fn start(spec: &EngineSpec<'_>, projections: &[(&str, &str)]) -> Result<Self, BenchError> {
+    pub fn start<P: AsRef<Path>>(spec: &EngineSpec<'_>, projections: &[(&str, P)]) -> Result<Self, BenchError> {
         let dir = tempfile::tempdir()?;
         for (name, path) in projections {
             std::fs::copy(path, dir.path().join(format!("{name}.wasm")))?;
@@ -211,6 +211,18 @@ impl EngineChild {
             }
         }
         Ok(())
+    }
+
+    /// The engine's peak resident set size so far (since [`EngineChild::reset_peak_rss`]).
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        peak_rss_bytes(self.pid)
+    }
+
+    /// Makes the peak resident set size start again from the engine's current one, which it
+    /// returns (bytes).
+    pub fn reset_peak_rss(&self) -> Result<Option<u64>, BenchError> {
+        reset_peak_rss(self.pid)?;
+        Ok(rss_bytes(self.pid))
     }
 
     /// Samples what the engine used, then stops it.

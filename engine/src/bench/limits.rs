@@ -13,9 +13,8 @@ use super::procstat::cpu_seconds;
 use crate::readmodel::quote_ident;
 use crate::runner::Cursor;
 use crate::runner::reader::LogReader;
-use crate::runner::subscription::Subscription;
 
-/// The raw read limit: the whole log read in the engine's order.
+/// The raw read limit: the whole log read in the engine's order by its read query alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct RawRead {
     /// Events read.
@@ -49,25 +48,24 @@ pub async fn backend_pid(client: &Client) -> Result<u32, BenchError> {
     Ok(pid.unsigned_abs())
 }
 
-/// Reads the whole log of `schema` through the engine's own [`LogReader`] (its connection
-/// settings, query, row decoding and batch extension), `batch_size` events per read, on a
-/// connection of its own, and does nothing with the events.
+/// Reads the whole log of `schema` with the engine's own read query and nothing else
+/// ([`LogReader::scan`]: its connection settings, query and row decoding, unfiltered and
+/// without the batch extension the engine adds), `batch_size` events per read, on a connection
+/// of its own, and does nothing with the events.
 pub async fn raw_read(url: &str, schema: &str, batch_size: usize) -> Result<RawRead, BenchError> {
     let client = crate::db::connect(url).await?;
     let backend = backend_pid(&client).await?;
-    let mut reader = LogReader::new(client, schema).await?;
+    let reader = LogReader::new(client, schema).await?;
     let horizon = reader.horizon().await?;
-    let head = reader.head(horizon).await?;
-    let everything = Subscription::default();
     let (backend_before, client_before) = (cpu_seconds(backend), cpu_seconds(std::process::id()));
     let started = Instant::now();
     let (mut from, mut events) = (Cursor::START, 0u64);
     loop {
-        let batch = reader.read(from, horizon, head, &everything, batch_size).await?;
-        events += batch.events.len() as u64;
-        from = batch.to;
-        if batch.at_head {
-            break;
+        let batch = reader.scan(from, horizon, batch_size).await?;
+        events += batch.len() as u64;
+        match batch.last() {
+            Some((cursor, _)) if batch.len() >= batch_size => from = *cursor,
+            _ => break,
         }
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -1,20 +1,24 @@
 //! `refract bench`: replay throughput against what PostgreSQL itself delivers on the same
 //! machine, in one run against a scratch database.
 //!
-//! The run loads a generated order log, then, `repeat` times: reads the whole log the way the
-//! engine does and nothing else (the raw read limit), upserts as many rows as `order_summary`
-//! ends with in one set-based statement (the raw write limit), and rebuilds each [`rebuild::CASES`]
-//! from zero in a child engine process. Ratios are taken inside each run; the report gives the
-//! median over runs. Optionally ([`TailSettings`]) it then measures live latency.
+//! The run appends a generated order log in many transactions ([`writer`]), then, `repeat`
+//! times: reads the whole log with the engine's read query and nothing else (the raw read
+//! limit), upserts as many rows as `order_summary` ends with in one set-based statement (the
+//! raw write limit), and rebuilds each [`rebuild::CASES`] from zero in a child engine process.
+//! Ratios are taken inside each run; the report gives the median over runs. Optionally it then
+//! measures live latency ([`TailSettings`]) and the memory of many projections live
+//! ([`memory`]).
 
 mod engine;
 pub mod limits;
+pub mod memory;
 pub mod procstat;
 pub mod rebuild;
 pub mod report;
 pub mod scratch;
 pub mod stats;
 pub mod tail;
+pub mod writer;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +28,7 @@ use serde::Serialize;
 
 pub use engine::EngineSpec;
 use limits::{RawRead, RawWrite};
+use memory::Memory;
 use rebuild::{CASES, Rebuild, Yardsticks};
 use stats::median;
 use tail::Tail;
@@ -40,15 +45,15 @@ pub enum BenchError {
     /// The event store could not be created.
     #[error(transparent)]
     Migrate(#[from] crate::migrate::MigrateError),
-    /// The log could not be loaded.
-    #[error(transparent)]
-    Load(#[from] crate::generate::LoadError),
     /// A projection could not be reset for its rebuild.
     #[error(transparent)]
     Reset(#[from] crate::runner::install::DropError),
     /// A file or process operation failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A component could not be prepared for the bench.
+    #[error("cannot prepare the bench's components: {0}")]
+    Component(String),
     /// The engine under measurement failed, exited or did not catch up.
     #[error("the engine under measurement: {0}")]
     Engine(String),
@@ -77,13 +82,15 @@ pub struct BenchConfig {
     pub engine_binary: PathBuf,
     /// Live latency, after the rebuilds.
     pub tail: Option<TailSettings>,
+    /// Memory of [`memory::PROJECTIONS`] projections live, last.
+    pub memory: bool,
 }
 
 /// The live latency test.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TailSettings {
-    /// Events per second appended.
-    pub rate: u64,
+    /// Events per second appended: one test per rate, in turn.
+    pub rates: Vec<u64>,
     /// Seconds of appending.
     pub seconds: u64,
 }
@@ -101,12 +108,16 @@ pub struct Report {
     pub batch_size: usize,
     /// Seconds to generate and load the log.
     pub load_seconds: f64,
+    /// Transactions the log was appended in ([`writer::FILL_TRANSACTION_EVENTS`] events each).
+    pub load_transactions: u64,
     /// Each figure's median over the runs (each ratio the median of the runs' own ratios).
     pub median: Run,
     /// Every run.
     pub runs: Vec<Run>,
-    /// Live latency, when asked for.
-    pub tail: Option<Tail>,
+    /// Live latency at each rate asked for.
+    pub tails: Vec<Tail>,
+    /// Memory of many projections live, when asked for.
+    pub memory: Option<Memory>,
 }
 
 /// One run's figures: the yardsticks and the rebuilds, measured back to back.
@@ -150,6 +161,8 @@ pub async fn run(config: &BenchConfig, progress: &ProgressBar) -> Result<Report,
 async fn clean_up(config: &BenchConfig) -> Result<(), BenchError> {
     let url = crate::db::with_database(&config.server_url, &config.database);
     let mut names: Vec<&str> = CASES.iter().flat_map(|case| case.projections.iter().map(|(name, _)| *name)).collect();
+    let live = memory::names();
+    names.extend(live.iter().map(String::as_str));
     names.sort_unstable();
     names.dedup();
     rebuild::reset(&mut crate::db::connect(&url).await?, &config.schema, &names).await?;
@@ -158,20 +171,22 @@ async fn clean_up(config: &BenchConfig) -> Result<(), BenchError> {
 
 /// The number of progress steps of a run of `config`.
 pub fn steps(config: &BenchConfig) -> u64 {
-    2 + config.repeat as u64 * (2 + CASES.len() as u64) + u64::from(config.tail.is_some())
+    2 + config.repeat as u64 * (2 + CASES.len() as u64)
+        + config.tail.as_ref().map_or(0, |t| t.rates.len() as u64)
+        + u64::from(config.memory)
 }
 
 async fn measure(config: &BenchConfig, progress: &ProgressBar) -> Result<Report, BenchError> {
     let url = crate::db::with_database(&config.server_url, &config.database);
     let schema = config.schema.as_str();
-    let mut client = crate::db::connect(&url).await?;
-    progress.set_message(format!("generating and loading {} events", config.events));
+    progress.set_message(format!("generating and appending {} events", config.events));
     let started = Instant::now();
-    let events = scratch::fill(&mut client, schema, config.events, config.seed).await?;
-    let load_seconds = started.elapsed().as_secs_f64();
+    let filled = scratch::fill(&url, schema, config.events, config.seed).await?;
+    let (events, load_seconds) = (filled.events, started.elapsed().as_secs_f64());
     progress.inc(1);
 
     let batch_size = config.batch_size.unwrap_or_else(|| crate::runner::loader::Settings::default().batch_size);
+    let mut client = crate::db::connect(&url).await?;
     let head = limits::log_head(&url, schema).await?;
     let orders = limits::order_count(&client, schema).await?;
     progress.set_message("warming up: one untimed read of the log");
@@ -198,14 +213,23 @@ async fn measure(config: &BenchConfig, progress: &ProgressBar) -> Result<Report,
         }
         runs.push(Run { raw_read, raw_write, rebuilds });
     }
-    let tail = match config.tail {
-        Some(settings) => {
-            progress.set_message(format!("live tail at {} events/s", settings.rate));
-            let tail = tail::tail(&mut client, &spec, head, settings.rate, settings.seconds, config.seed).await?;
-            progress.inc(1);
-            Some(tail)
-        }
-        None => None,
+    let mut tails = Vec::new();
+    for (settings, &rate) in config.tail.iter().flat_map(|s| s.rates.iter().map(move |rate| (s, rate))) {
+        progress.set_message(format!("live tail at {rate} events/s"));
+        // The head again: an earlier tail has appended since.
+        let head = limits::log_head(&url, schema).await?;
+        tails.push(tail::tail(&mut client, &spec, head, rate, settings.seconds, config.seed).await?);
+        progress.inc(1);
+    }
+    let memory = if config.memory {
+        progress.set_message(format!("{} projections live", memory::PROJECTIONS));
+        // The head again: live tails have appended since.
+        let head = limits::log_head(&url, schema).await?;
+        let memory = memory::memory(&mut client, &spec, events, head, config.seed).await?;
+        progress.inc(1);
+        Some(memory)
+    } else {
+        None
     };
     Ok(Report {
         machine: machine(&client).await?,
@@ -213,9 +237,11 @@ async fn measure(config: &BenchConfig, progress: &ProgressBar) -> Result<Report,
         seed: config.seed,
         batch_size,
         load_seconds,
+        load_transactions: filled.transactions,
         median: median_run(&runs),
         runs,
-        tail,
+        tails,
+        memory,
     })
 }
 

@@ -14,8 +14,18 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// The highest resident set size `pid` has had (`VmHWM`), in bytes.
 pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_peak_rss(&status)
+    status_kib(pid, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// The resident set size of `pid` now (`VmRSS`), in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
+/// Resets the peak resident set size of `pid` to its current one, so that [`peak_rss_bytes`]
+/// gives the peak from now on (`/proc/<pid>/clear_refs`, Linux 4.0 and later).
+pub fn reset_peak_rss(pid: u32) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
@@ -28,10 +38,14 @@ fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / USER_HZ)
 }
 
-fn parse_peak_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    parse_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?, field)
+}
+
+/// The value of `field` (e.g. `VmHWM:`, in kB) of a `/proc/<pid>/status` text.
+fn parse_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -45,8 +59,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_high_water_mark() {
-        assert_eq!(parse_peak_rss("Name:\trefract\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n"), Some(2 << 20));
+    fn reads_the_high_water_mark_and_the_resident_size() {
+        let status = "Name:\trefract\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(parse_kib(status, "VmHWM:"), Some(2048));
+        assert_eq!(parse_kib(status, "VmRSS:"), Some(1024));
+        assert_eq!(parse_kib(status, "VmSwap:"), None);
     }
 
     #[test]
@@ -54,5 +71,19 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(peak_rss_bytes(pid).unwrap() > 0);
+    }
+
+    #[test]
+    fn a_reset_peak_forgets_memory_given_back() {
+        let pid = std::process::id();
+        let mut block = vec![0u8; 128 << 20];
+        // Touch every page, so that the block is resident.
+        block.iter_mut().step_by(4096).for_each(|b| *b = 1);
+        std::hint::black_box(&block);
+        let with_block = peak_rss_bytes(pid).unwrap();
+        assert!(rss_bytes(pid).unwrap() >= 128 << 20);
+        drop(block);
+        reset_peak_rss(pid).unwrap();
+        assert!(peak_rss_bytes(pid).unwrap() < with_block);
     }
 }

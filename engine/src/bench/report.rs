@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
+use super::writer::FILL_TRANSACTION_EVENTS;
 
 /// The report as a table: one line per yardstick and per rebuild (medians over the runs),
 /// then the live latency if measured.
@@ -20,12 +21,19 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "machine: {} CPUs ({}), {} memory, PostgreSQL {}; log generated and loaded in {:.1} s\n",
+        "machine: {} CPUs ({}), {} memory, PostgreSQL {}",
         m.cpus,
         m.cpu_model.as_deref().unwrap_or("unknown model"),
         m.memory_gib.map_or("unknown".into(), |g| format!("{g:.0} GiB")),
         m.postgres,
-        report.load_seconds
+    );
+    let _ = writeln!(
+        out,
+        "log generated and appended in {:.1} s, in {} transactions of {} to {} events\n",
+        report.load_seconds,
+        group(report.load_transactions as f64),
+        FILL_TRANSACTION_EVENTS.start(),
+        FILL_TRANSACTION_EVENTS.end()
     );
     let _ = writeln!(
         out,
@@ -69,7 +77,7 @@ pub fn table(report: &Report) -> String {
             group(rebuild.events_per_second),
             rebuild.ratio_to_raw_read,
             rebuild.ratio_to_raw_write.map_or("-".into(), |r| format!("{r:.2}")),
-            rebuild.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0} MiB")),
+            mebibytes(rebuild.peak_rss_mib),
             seconds(rebuild.engine_cpu_seconds),
             seconds(rebuild.postgres_cpu_seconds),
             millis(rebuild.batch_ms_p50),
@@ -94,20 +102,39 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
-    if let Some(tail) = &report.tail {
+    for tail in &report.tails {
         let _ = writeln!(
             out,
-            "\nlive tail ({}): {} events/s asked, {} appended; append COMMIT → read model COMMIT \
-             p50 {} p99 {} max {} over {} appends ({} unfinished; resolution {} ms)",
+            "\nlive tail ({}): {} events/s asked, {} appended{}, one transaction every {} ms \
+             (~{} events each); append COMMIT → read model COMMIT p50 {} p99 {} max {} over {} \
+             appends ({} unfinished; resolution {} ms)",
             tail.projection,
             tail.target_rate,
             group(tail.achieved_rate),
+            if tail.achieved_rate < 0.95 * tail.target_rate as f64 { " (the writer fell behind)" } else { "" },
+            tail.append_interval_ms,
+            group(tail.events as f64 / tail.appends.max(1) as f64),
             millis(tail.latency_ms_p50),
             millis(tail.latency_ms_p99),
             millis(tail.latency_ms_max),
-            tail.appends,
+            tail.timed,
             tail.unfinished,
             tail.resolution_ms
+        );
+    }
+    if let Some(memory) = &report.memory {
+        let _ = writeln!(
+            out,
+            "\nmemory, {} projections in one engine ({}): built from zero in {:.1} s, peak RSS {} \
+             ({} resident once caught up); then live, {} events appended at {} events/s: peak RSS {}",
+            memory.projections.len(),
+            memory.projections.join(", "),
+            memory.catch_up_seconds,
+            mebibytes(memory.catch_up_peak_rss_mib),
+            mebibytes(memory.caught_up_rss_mib),
+            group(memory.live_events as f64),
+            group(memory.live_events as f64 / memory.live_seconds),
+            mebibytes(memory.live_peak_rss_mib)
         );
     }
     out
@@ -128,6 +155,10 @@ fn group(value: f64) -> String {
 
 fn seconds(value: Option<f64>) -> String {
     value.map_or("-".into(), |s| format!("{s:.1} s"))
+}
+
+fn mebibytes(value: Option<f64>) -> String {
+    value.map_or("-".into(), |m| format!("{m:.0} MiB"))
 }
 
 fn millis(value: Option<f64>) -> String {

@@ -1,9 +1,8 @@
 //! The scratch database of a bench run: created empty, filled with the order domain's log.
 
-use tokio_postgres::Client;
-
 use super::BenchError;
-use crate::generate::orders::{OrderConfig, OrderGenerator};
+use super::writer::{self, Appender, Filled};
+use crate::generate::orders::{GeneratedEvent, OrderConfig, OrderGenerator};
 use crate::readmodel::quote_ident;
 
 /// Orders sampled to learn how many events an order has on average, to size a log of N events.
@@ -28,11 +27,23 @@ pub async fn drop(server_url: &str, database: &str) -> Result<(), BenchError> {
 
 /// The first `events` events of a generated order log for `seed` (orders interleaved by time,
 /// as a real log is; the last orders are cut off in progress), deterministic for a seed.
-pub fn order_log(events: u64, seed: u64) -> impl Iterator<Item = crate::generate::orders::GeneratedEvent> {
-    let per_order = events_per_order(OrderConfig { orders: SAMPLE_ORDERS, seed, ..OrderConfig::default() });
+pub fn order_log(events: u64, seed: u64) -> impl Iterator<Item = GeneratedEvent> {
+    order_log_from(OrderConfig { seed, ..OrderConfig::default() }, events)
+}
+
+/// The first `events` events of an order log for `seed` starting now: what a live writer
+/// appends after the scratch log (new orders, interleaved by time as well).
+pub fn live_log(seed: u64, events: u64) -> impl Iterator<Item = GeneratedEvent> {
+    order_log_from(OrderConfig { seed, start: chrono::Utc::now(), ..OrderConfig::default() }, events)
+}
+
+/// The first `events` events of a log generated as `config` says (its `orders` are ignored:
+/// there are enough of them for the log to be cut at `events`).
+pub fn order_log_from(config: OrderConfig, events: u64) -> impl Iterator<Item = GeneratedEvent> {
+    let per_order = events_per_order(OrderConfig { orders: SAMPLE_ORDERS, ..config.clone() });
     // A margin, so that the log is cut at `events` rather than running out before.
     let orders = (events as f64 / per_order * 1.1).ceil() as u64 + 1;
-    OrderGenerator::new(OrderConfig { orders, seed, ..OrderConfig::default() }).take(events as usize)
+    OrderGenerator::new(OrderConfig { orders, ..config }).take(events as usize)
 }
 
 /// Average events per order of the orders `sample` generates.
@@ -41,15 +52,22 @@ pub fn events_per_order(sample: OrderConfig) -> f64 {
     OrderGenerator::new(sample).count() as f64 / orders
 }
 
-/// Migrates `schema`, loads [`order_log`] into it and leaves the tables vacuumed and analysed
-/// (hint bits set and statistics fresh, so that the first reader measured does not pay for
-/// them). Returns the number of events loaded.
-pub async fn fill(client: &mut Client, schema: &str, events: u64, seed: u64) -> Result<u64, BenchError> {
-    crate::migrate::migrate(client, schema).await?;
-    let loaded = crate::generate::load(client, schema, order_log(events, seed)).await?;
+/// Migrates `schema` of the database at `url`, appends [`order_log`] to it in many
+/// transactions ([`writer::runs`]: a few dozen events each, as producers append, not one
+/// transaction for the whole log), and leaves the tables vacuumed and analysed (hint bits set
+/// and statistics fresh, so that the first reader measured does not pay for them).
+pub async fn fill(url: &str, schema: &str, events: u64, seed: u64) -> Result<Filled, BenchError> {
+    let mut client = crate::db::connect(url).await?;
+    crate::migrate::migrate(&mut client, schema).await?;
+    // A scratch log needs no durability: without this every one of its thousands of commits
+    // would wait for its WAL flush (~4 ms each on the development machine).
+    client.batch_execute("SET synchronous_commit = off").await?;
+    let appender = Appender::new(client, schema).await?;
+    let filled = writer::fill(&appender, writer::runs(order_log(events, seed), seed)).await?;
+    let client = crate::db::connect(url).await?;
     let schema = quote_ident(schema);
     client.batch_execute(&format!("VACUUM (ANALYZE) {schema}.events, {schema}.streams")).await?;
-    Ok(loaded.events)
+    Ok(filled)
 }
 
 #[cfg(test)]

@@ -4,20 +4,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::BenchError;
 use super::engine::{EngineChild, EngineSpec};
 use super::stats::percentile;
-use crate::generate::orders::{OrderConfig, OrderGenerator};
+use super::writer::{Appender, TICK, append_at_rate};
 use crate::readmodel::quote_ident;
 use crate::runner::Cursor;
 use refract_projection_artifacts::ORDER_SUMMARY;
 
-/// How often the writer appends.
-const TICK: Duration = Duration::from_millis(20);
 /// How often the watcher reads the checkpoint (the resolution of the latencies).
 const WATCH: Duration = Duration::from_millis(1);
 /// The longest wait for the last appends once the writer stops.
@@ -34,8 +31,16 @@ pub struct Tail {
     pub achieved_rate: f64,
     /// Seconds of appending.
     pub seconds: f64,
-    /// Append transactions timed.
-    pub appends: usize,
+    /// Events appended.
+    pub events: u64,
+    /// Transactions they were appended in: the writer appends what is due every
+    /// `append_interval_ms` in one transaction (one COMMIT per event would not reach 10,000
+    /// events/s on one connection: each waits for its WAL flush).
+    pub appends: u64,
+    /// Milliseconds between the writer's transactions.
+    pub append_interval_ms: f64,
+    /// Appends whose latency was measured (all but the unfinished ones).
+    pub timed: usize,
     /// Appends not in the read model when the test ended.
     pub unfinished: usize,
     /// Median milliseconds from an append's COMMIT to its read model's COMMIT being seen.
@@ -55,8 +60,9 @@ struct Timings {
     latencies_ms: Vec<f64>,
 }
 
-/// Runs `order_summary` in a child engine, lets it catch up with `head`, then appends at
-/// `rate` events/s for `seconds` and times each append into the read model.
+/// Runs `order_summary` in a child engine, lets it catch up with `head`, then appends the
+/// order log (orders in progress interleaved, as in the scratch log) at `rate` events/s for
+/// `seconds` and times each append into the read model.
 pub async fn tail(
     client: &mut Client,
     spec: &EngineSpec<'_>,
@@ -66,7 +72,7 @@ pub async fn tail(
     seed: u64,
 ) -> Result<Tail, BenchError> {
     let name = "order_summary";
-    super::rebuild::reset(client, spec.schema, &[name]).await?;
+    // Left at the head by the rebuilds (a projection not installed yet is built first).
     let mut engine = EngineChild::start(spec, &[(name, ORDER_SUMMARY)])?;
     engine.wait_caught_up(client, spec.schema, head, Duration::from_secs(3_600)).await?;
 
@@ -97,32 +103,12 @@ pub async fn tail(
         }
     });
 
-    let sample = OrderConfig { orders: 500, seed, start: Utc::now(), days: 0 };
-    let per_order = super::scratch::events_per_order(sample);
-    let per_tick = rate as f64 * TICK.as_secs_f64();
-    let last_event = format!(
-        "SELECT transaction_id::text::bigint, global_position FROM {}.events ORDER BY global_position DESC LIMIT 1",
-        quote_ident(spec.schema)
-    );
-    let started = Instant::now();
-    let (mut appended, mut owed, mut tick) = (0u64, 0.0f64, 0u64);
-    while started.elapsed() < Duration::from_secs(seconds) {
-        tick += 1;
-        owed += per_tick / per_order;
-        let orders = owed.floor() as u64;
-        if orders > 0 {
-            owed -= orders as f64;
-            let config = OrderConfig { orders, seed: seed + 1_000_000 + tick, start: Utc::now(), days: 0 };
-            appended += crate::generate::load(client, spec.schema, OrderGenerator::new(config)).await?.events;
-            let committed = Instant::now();
-            let row = client.query_one(&last_event, &[]).await?;
-            let cursor = Cursor { transaction_id: row.get(0), position: row.get(1) };
-            timings.lock().unwrap_or_else(|p| p.into_inner()).pending.push((cursor, committed));
-        }
-        let next = started + TICK * u32::try_from(tick).unwrap_or(u32::MAX);
-        tokio::time::sleep_until(next.into()).await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let appender = Appender::new(crate::db::connect(spec.url).await?, spec.schema).await?;
+    let log = super::scratch::live_log(seed.wrapping_add(1), rate * (seconds + 2));
+    let paced = append_at_rate(&appender, log, rate, Duration::from_secs(seconds), |cursor, committed| {
+        timings.lock().unwrap_or_else(|p| p.into_inner()).pending.push((cursor, committed));
+    })
+    .await?;
     let drain_until = Instant::now() + DRAIN;
     while Instant::now() < drain_until && !timings.lock().unwrap_or_else(|p| p.into_inner()).pending.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -136,9 +122,12 @@ pub async fn tail(
     Ok(Tail {
         projection: name.to_owned(),
         target_rate: rate,
-        achieved_rate: appended as f64 / elapsed,
-        seconds: elapsed,
-        appends: latencies.len(),
+        achieved_rate: paced.events as f64 / paced.seconds,
+        seconds: paced.seconds,
+        events: paced.events,
+        appends: paced.transactions,
+        append_interval_ms: TICK.as_secs_f64() * 1e3,
+        timed: latencies.len(),
         unfinished,
         latency_ms_p50: percentile(latencies, 0.5),
         latency_ms_p99: percentile(latencies, 0.99),

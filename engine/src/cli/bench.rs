@@ -13,7 +13,8 @@ use refract::bench::{BenchConfig, TailSettings};
 pub struct Args {
     #[command(flatten)]
     db: DbArgs,
-    /// Events of the order domain to generate (orders interleaved by time).
+    /// Events of the order domain to generate (orders interleaved by time), appended in
+    /// transactions of 10 to 100 events.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
     /// Seed of the generated log: the same seed gives the same events.
@@ -28,12 +29,17 @@ pub struct Args {
     /// Also measure live latency: a writer appends at `--rate` while the engine tails the log.
     #[arg(long)]
     tail: bool,
-    /// Events per second appended during `--tail`.
-    #[arg(long, default_value_t = 1_000)]
-    rate: u64,
+    /// Events per second appended during `--tail`; several (`1000,10000`) measure one after
+    /// the other.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    rate: Vec<u64>,
     /// Seconds of appending during `--tail`.
     #[arg(long, default_value_t = 10)]
     tail_seconds: u64,
+    /// Also measure memory: 10 projections (copies of the examples) built up to the head of the
+    /// log in one engine, then live for a few seconds of appends; peak RSS of each phase.
+    #[arg(long)]
+    memory: bool,
     /// The scratch database created on the server (dropped first if it exists).
     #[arg(long, default_value = "refract_bench")]
     database: String,
@@ -57,7 +63,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         repeat: usize::try_from(args.repeat)?,
         batch_size: args.batch_size,
         engine_binary: std::env::current_exe().context("cannot find the refract binary to run the engine")?,
-        tail: args.tail.then_some(TailSettings { rate: args.rate, seconds: args.tail_seconds }),
+        tail: args.tail.then_some(TailSettings { rates: args.rate, seconds: args.tail_seconds }),
+        memory: args.memory,
     };
     // On stderr, and only on a terminal (indicatif's default), so that `--json` stays clean.
     let progress = ProgressBar::new(refract::bench::steps(&config)).with_style(
