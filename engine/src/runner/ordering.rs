@@ -19,6 +19,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::cursor::Cursor;
 use crate::wasm::types::Event;
 
@@ -42,8 +44,8 @@ pub struct Scanned {
 /// Streams whose versions up to a known one all lie at or before a known cursor.
 #[derive(Debug, Default)]
 pub struct Settled {
-    current: HashMap<String, Mark>,
-    previous: HashMap<String, Mark>,
+    current: HashMap<String, Mark, RandomState>,
+    previous: HashMap<String, Mark, RandomState>,
 }
 
 /// Every version of a stream up to `version` lies at or before `bound`.
@@ -63,11 +65,43 @@ pub struct Lookup {
     pub below: i64,
 }
 
+/// The versions of each stream of a batch, and whether any stream is out of version order.
+pub struct Spans<'a> {
+    streams: HashMap<&'a str, Span, RandomState>,
+    disordered: bool,
+}
+
 /// The versions of one stream in a batch.
 struct Span {
     first: i64,
     last: i64,
     count: i64,
+}
+
+impl<'a> Spans<'a> {
+    /// The versions of each stream among `rows`.
+    pub fn of(rows: &'a [Scanned]) -> Self {
+        let mut streams: HashMap<&str, Span, RandomState> = HashMap::default();
+        let mut disordered = false;
+        for row in rows {
+            let version = row.event.stream_version;
+            streams
+                .entry(&row.event.stream_id)
+                .and_modify(|s| {
+                    disordered |= version < s.last;
+                    s.first = s.first.min(version);
+                    s.last = s.last.max(version);
+                    s.count += 1;
+                })
+                .or_insert(Span { first: version, last: version, count: 1 });
+        }
+        Spans { streams, disordered }
+    }
+
+    /// Whether some stream's events are not in version order.
+    pub fn disordered(&self) -> bool {
+        self.disordered
+    }
 }
 
 impl Settled {
@@ -80,10 +114,11 @@ impl Settled {
     /// without a gap from one whose predecessor is known to lie at or before `from`; otherwise
     /// the versions below its first one in the batch are looked up, or, when the batch's
     /// versions have a gap, every version below its last.
-    pub fn lookups(&self, rows: &[Scanned], from: Cursor) -> Vec<Lookup> {
-        let mut lookups: Vec<Lookup> = spans(rows)
-            .into_iter()
-            .filter_map(|(stream, span)| {
+    pub fn lookups(&self, spans: &Spans<'_>, from: Cursor) -> Vec<Lookup> {
+        let mut lookups: Vec<Lookup> = spans
+            .streams
+            .iter()
+            .filter_map(|(&stream, span)| {
                 let whole = span.count == span.last - span.first + 1;
                 let known = self.get(stream).is_some_and(|m| m.version >= span.first - 1 && m.bound <= from);
                 match (whole, known) {
@@ -99,31 +134,19 @@ impl Settled {
 
     /// Remembers that every version of each stream of `rows` up to its last one there lies at
     /// or before `cut` (the batch was checked: nothing lower lies after it).
-    pub fn record(&mut self, rows: &[Scanned], cut: Cursor) {
-        for (stream, span) in spans(rows) {
+    pub fn record(&mut self, spans: &Spans<'_>, cut: Cursor) {
+        for (&stream, span) in &spans.streams {
+            let mark = Mark { version: span.last, bound: cut };
+            if let Some(known) = self.current.get_mut(stream) {
+                *known = mark;
+                continue;
+            }
             if self.current.len() >= GENERATION {
                 self.previous = std::mem::take(&mut self.current);
             }
-            self.current.insert(stream.to_owned(), Mark { version: span.last, bound: cut });
+            self.current.insert(stream.to_owned(), mark);
         }
     }
-}
-
-/// The versions of each stream among `rows`.
-fn spans(rows: &[Scanned]) -> HashMap<&str, Span> {
-    let mut spans: HashMap<&str, Span> = HashMap::new();
-    for row in rows {
-        let version = row.event.stream_version;
-        spans
-            .entry(&row.event.stream_id)
-            .and_modify(|s| {
-                s.first = s.first.min(version);
-                s.last = s.last.max(version);
-                s.count += 1;
-            })
-            .or_insert(Span { first: version, last: version, count: 1 });
-    }
-    spans
 }
 
 /// Puts the events of each stream in version order, each stream keeping the slots its events
@@ -195,6 +218,12 @@ mod tests {
     }
 
     #[test]
+    fn spans_tell_a_disordered_stream() {
+        assert!(!Spans::of(&[scanned(1, "a", 1), scanned(2, "b", 1), scanned(3, "a", 2)]).disordered());
+        assert!(Spans::of(&[scanned(1, "a", 2), scanned(2, "b", 1), scanned(3, "a", 1)]).disordered());
+    }
+
+    #[test]
     fn ordered_batches_are_left_alone() {
         let mut events = vec![event(1, "a", 1), event(2, "b", 1), event(3, "a", 2)];
         put_streams_in_version_order(&mut events);
@@ -204,33 +233,37 @@ mod tests {
     #[test]
     fn unknown_streams_look_up_the_versions_below_their_first() {
         let rows = [scanned(1, "a", 1), scanned(2, "b", 4), scanned(3, "a", 2)];
-        assert_eq!(Settled::default().lookups(&rows, at(0)), [lookup("a", 1), lookup("b", 4)]);
+        assert_eq!(Settled::default().lookups(&Spans::of(&rows), at(0)), [lookup("a", 1), lookup("b", 4)]);
     }
 
     #[test]
     fn a_gap_in_the_batch_looks_up_everything_below_the_last_version() {
         let mut settled = Settled::default();
-        settled.record(&[scanned(1, "a", 1)], at(1));
-        assert_eq!(settled.lookups(&[scanned(2, "a", 2), scanned(3, "a", 4)], at(1)), [lookup("a", 4)]);
+        settled.record(&Spans::of(&[scanned(1, "a", 1)]), at(1));
+        let rows = [scanned(2, "a", 2), scanned(3, "a", 4)];
+        assert_eq!(settled.lookups(&Spans::of(&rows), at(1)), [lookup("a", 4)]);
     }
 
     #[test]
     fn a_stream_continuing_a_settled_one_needs_no_lookup() {
         let mut settled = Settled::default();
-        settled.record(&[scanned(1, "a", 1), scanned(2, "a", 2)], at(2));
-        assert_eq!(settled.lookups(&[scanned(3, "a", 3), scanned(4, "a", 4)], at(2)), []);
+        settled.record(&Spans::of(&[scanned(1, "a", 1), scanned(2, "a", 2)]), at(2));
+        assert_eq!(settled.lookups(&Spans::of(&[scanned(3, "a", 3), scanned(4, "a", 4)]), at(2)), []);
         // Not when the batch starts before the mark's bound (another reader's batch), nor
         // when a version is missing between the mark and the batch.
-        assert_eq!(settled.lookups(&[scanned(3, "a", 3)], at(1)), [lookup("a", 3)]);
-        assert_eq!(settled.lookups(&[scanned(3, "a", 4)], at(2)), [lookup("a", 4)]);
+        assert_eq!(settled.lookups(&Spans::of(&[scanned(3, "a", 3)]), at(1)), [lookup("a", 3)]);
+        assert_eq!(settled.lookups(&Spans::of(&[scanned(3, "a", 4)]), at(2)), [lookup("a", 4)]);
     }
 
     #[test]
     fn memory_is_bounded_to_two_generations() {
         let mut settled = Settled::default();
-        let rows: Vec<Scanned> = (0..GENERATION as i64 * 3).map(|i| scanned(i, &format!("s{i}"), 1)).collect();
-        settled.record(&rows, at(rows.len() as i64));
+        for batch in 0..3 {
+            let rows: Vec<Scanned> = (0..GENERATION as i64).map(|i| scanned(i, &format!("s{batch}-{i}"), 1)).collect();
+            settled.record(&Spans::of(&rows), at(batch));
+        }
         assert!(settled.current.len() + settled.previous.len() <= 2 * GENERATION);
-        assert!(settled.get(&format!("s{}", rows.len() - 1)).is_some(), "the latest streams are remembered");
+        assert!(settled.get("s2-0").is_some(), "the latest batch's streams are remembered");
+        assert!(settled.get("s0-0").is_none(), "the oldest are forgotten");
     }
 }

@@ -3,7 +3,7 @@
 use tokio_postgres::{Client, Statement};
 
 use super::cursor::Cursor;
-use super::ordering::{Lookup, Scanned, Settled, put_streams_in_version_order};
+use super::ordering::{Lookup, Scanned, Settled, Spans, put_streams_in_version_order};
 use super::subscription::Subscription;
 use crate::readmodel::quote_ident;
 use crate::wasm::types::Event;
@@ -187,9 +187,10 @@ impl LogReader {
         let full = rows.len() >= limit;
         // Events at or after the barrier wait for the horizon to pass a lower version.
         let mut barrier: Option<Cursor> = None;
-        loop {
+        let (to, disordered) = loop {
             let cut = rows.last().map_or(from, |row| row.cursor);
-            let lookups = self.settled.lookups(&rows, from);
+            let spans = Spans::of(&rows);
+            let lookups = self.settled.lookups(&spans, from);
             let late = if lookups.is_empty() { Vec::new() } else { self.late(&lookups, cut).await? };
             let blocked: Vec<&str> = late
                 .iter()
@@ -205,17 +206,19 @@ impl LogReader {
             } else if let Some(end) = late.iter().map(|(_, at)| *at).max() {
                 rows.extend(self.read_range(cut, end, horizon, filter, usize::MAX).await?);
             } else {
-                break;
+                self.settled.record(&spans, cut);
+                break (cut, spans.disordered());
             }
-        }
-        let mut to = rows.last().map_or(from, |row| row.cursor);
-        self.settled.record(&rows, to);
+        };
         let at_head = !full && barrier.is_none();
-        if at_head && let Some(head) = head {
-            to = to.max(head);
-        }
+        let to = match head {
+            Some(head) if at_head => to.max(head),
+            _ => to,
+        };
         let mut events: Vec<Event> = rows.into_iter().filter(|row| row.wanted).map(|row| row.event).collect();
-        put_streams_in_version_order(&mut events);
+        if disordered {
+            put_streams_in_version_order(&mut events);
+        }
         Ok(Batch { from, to, events, at_head })
     }
 }
