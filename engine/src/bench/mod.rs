@@ -51,6 +51,13 @@ pub enum BenchError {
     /// A file or process operation failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The log did not become readable: a transaction open elsewhere on the server held the
+    /// visibility horizon below it.
+    #[error(
+        "the log is not below the visibility horizon after {0:?}: a transaction open on the server holds it back \
+         (pg_stat_activity shows which)"
+    )]
+    NotVisible(std::time::Duration),
     /// A component could not be prepared for the bench.
     #[error("cannot prepare the bench's components: {0}")]
     Component(String),

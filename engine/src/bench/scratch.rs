@@ -1,5 +1,9 @@
 //! The scratch database of a bench run: created empty, filled with the order domain's log.
 
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
 use super::BenchError;
 use super::writer::{self, Appender, Filled};
 use crate::generate::orders::{GeneratedEvent, OrderConfig, OrderGenerator};
@@ -55,7 +59,8 @@ pub fn events_per_order(sample: OrderConfig) -> f64 {
 /// Migrates `schema` of the database at `url`, appends [`order_log`] to it in many
 /// transactions ([`writer::runs`]: a few dozen events each, as producers append, not one
 /// transaction for the whole log), and leaves the tables vacuumed and analysed (hint bits set
-/// and statistics fresh, so that the first reader measured does not pay for them).
+/// and statistics fresh, so that the first reader measured does not pay for them) and the
+/// whole log below the visibility horizon (see [`wait_visible`]).
 pub async fn fill(url: &str, schema: &str, events: u64, seed: u64) -> Result<Filled, BenchError> {
     let mut client = crate::db::connect(url).await?;
     crate::migrate::migrate(&mut client, schema).await?;
@@ -67,7 +72,30 @@ pub async fn fill(url: &str, schema: &str, events: u64, seed: u64) -> Result<Fil
     let client = crate::db::connect(url).await?;
     let schema = quote_ident(schema);
     client.batch_execute(&format!("VACUUM (ANALYZE) {schema}.events, {schema}.streams")).await?;
+    wait_visible(&client, &schema).await?;
     Ok(filled)
+}
+
+/// How long [`wait_visible`] waits.
+const VISIBLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Waits until the last transaction of the log in `schema` (quoted) is below the visibility
+/// horizon, so that the engine can read all of it. Transaction ids are the server's: a
+/// transaction open in any database of the server, older than the log's last one, holds the
+/// horizon back until it ends.
+async fn wait_visible(client: &Client, schema: &str) -> Result<(), BenchError> {
+    let sql = format!(
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())
+                > (SELECT transaction_id FROM {schema}.events ORDER BY transaction_id DESC LIMIT 1)"
+    );
+    let started = Instant::now();
+    while client.query_one(&sql, &[]).await?.get::<_, Option<bool>>(0) == Some(false) {
+        if started.elapsed() > VISIBLE_TIMEOUT {
+            return Err(BenchError::NotVisible(VISIBLE_TIMEOUT));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
