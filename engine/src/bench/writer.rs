@@ -209,16 +209,12 @@ mod tests {
     #[test]
     fn runs_cover_the_log_in_order_in_sizes_of_the_range_fixed_by_the_seed() {
         let log: Vec<GeneratedEvent> = order_log(5_000, 3).collect();
-        let runs: Vec<Vec<GeneratedEvent>> = runs(log.clone().into_iter(), 3).collect();
-        assert_eq!(runs.concat(), log);
-        assert!(runs[..runs.len() - 1].iter().all(|r| FILL_TRANSACTION_EVENTS.contains(&r.len())));
-        let sizes = |seed| runs_sizes(&log, seed);
+        let cut: Vec<Vec<GeneratedEvent>> = runs(log.clone().into_iter(), 3).collect();
+        assert_eq!(cut.concat(), log);
+        assert!(cut[..cut.len() - 1].iter().all(|r| FILL_TRANSACTION_EVENTS.contains(&r.len())));
+        let sizes = |seed| runs(log.iter().cloned(), seed).map(|r| r.len()).collect::<Vec<_>>();
         assert_eq!(sizes(3), sizes(3));
         assert_ne!(sizes(3), sizes(4));
-    }
-
-    fn runs_sizes(log: &[GeneratedEvent], seed: u64) -> Vec<usize> {
-        runs(log.to_vec().into_iter(), seed).map(|r| r.len()).collect()
     }
 
     #[test]
