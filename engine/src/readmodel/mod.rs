@@ -8,15 +8,35 @@ pub use plan::{Param, PlanError, Statement, canonical, plan};
 pub use tables::{Tables, quote_ident};
 pub use value::{ValueError, to_text};
 
-use tokio_postgres::GenericClient;
+use std::future::Future;
+use std::task::Poll;
+
+use futures_util::future::maybe_done;
+use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-/// Runs `statements` on `client` (inside the caller's transaction), returning rows affected.
-pub async fn execute(client: &impl GenericClient, statements: &[Statement]) -> Result<u64, tokio_postgres::Error> {
-    let mut affected = 0;
-    for statement in statements {
-        let params: Vec<&(dyn ToSql + Sync)> = statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        affected += client.execute(statement.sql.as_str(), &params).await?;
+/// Runs each prepared statement of `statements` with its parameters on `client` (inside the
+/// caller's transaction), pipelined: every request is sent before the first reply is awaited,
+/// and the server runs them in order. Returns the rows each affected (or returned), or the
+/// first error.
+pub async fn execute(
+    client: &Client,
+    statements: &[(&tokio_postgres::Statement, &[&(dyn ToSql + Sync)])],
+) -> Result<Vec<u64>, tokio_postgres::Error> {
+    let mut replies: Vec<_> =
+        statements.iter().map(|(statement, params)| Box::pin(maybe_done(client.execute(*statement, params)))).collect();
+    // A request is sent when its future is first polled: all of them, in order.
+    std::future::poll_fn(|cx| {
+        for reply in &mut replies {
+            let _ = reply.as_mut().poll(cx);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut affected = Vec::with_capacity(replies.len());
+    for mut reply in replies {
+        (&mut reply).await;
+        affected.push(reply.as_mut().take_output().expect("a reply awaited to its end is there")?);
     }
     Ok(affected)
 }

@@ -1,9 +1,11 @@
 //! Committing a batch: the read-model writes and the checkpoint in one transaction.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::cursor::Cursor;
 use crate::readmodel::{self, Statement, quote_ident};
@@ -50,45 +52,130 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
 }
 
-/// Applies `statements` and moves the checkpoint of the projection version whose schema is
-/// `name` (also its checkpoint key) from `from` to `to`, atomically, each statement within
-/// `statement_timeout`.
+/// Most statements a [`Committer`] keeps prepared (a projection's raw SQL may differ each time).
+const PREPARED: usize = 256;
+
+/// The connection that commits a projection's batches, with the statements it prepared.
 ///
-/// `client` may be logged in as the version's own role: the checkpoint moves through
-/// `refract_advance`, which lets a role move its own checkpoint only. It is moved twice: first
-/// in place (which locks the row and checks that it stands at `from`, so that a fenced-off
-/// version stops before it writes), then to `to` after the statements, which fails if they
-/// touched it.
-pub async fn commit_batch(
-    client: &mut Client,
-    store_schema: &str,
-    name: &str,
-    (from, to): (Cursor, Cursor),
-    statements: &[Statement],
-    statement_timeout: Duration,
-) -> Result<(), CommitError> {
-    let tx = client.transaction().await?;
-    // Raw SQL operations of the guest name the projection's tables unqualified. A batch's
-    // statements are planned fresh and run once: compiling them (JIT) costs more than it saves.
-    tx.batch_execute(&format!(
-        "SET LOCAL search_path TO {}; SET LOCAL statement_timeout = {}; SET LOCAL jit = off",
-        quote_ident(name),
-        statement_timeout.as_millis().max(1)
-    ))
-    .await?;
-    let advance = format!("SELECT {}.refract_advance($1, $2, $3, $4, $5)", quote_ident(store_schema));
-    let step = async |a: Cursor, b: Cursor| -> Result<(), CommitError> {
-        let moved: bool = tx
-            .query_one(&advance, &[&name, &a.transaction_id, &a.position, &b.transaction_id, &b.position])
-            .await?
-            .get(0);
-        if moved { Ok(()) } else { Err(CommitError::CheckpointMoved { name: name.to_owned(), expected: from }) }
-    };
-    step(from, from).await?;
-    readmodel::execute(&tx, statements).await?;
-    step(from, to).await?;
-    tx.commit().await?;
-    Ok(())
+/// A batch takes three round trips: the transaction opens and the checkpoint is checked,
+/// the writes run and the checkpoint moves, COMMIT; each step's statements are pipelined (all
+/// sent before the first reply is awaited), and each statement is prepared once per connection.
+pub struct Committer {
+    client: Client,
+    /// Prepared statements by SQL text.
+    prepared: HashMap<String, tokio_postgres::Statement>,
+}
+
+impl Committer {
+    /// Commits over `client`.
+    pub fn new(client: Client) -> Self {
+        Committer { client, prepared: HashMap::new() }
+    }
+
+    /// Applies `statements` and moves the checkpoint of the projection version whose schema is
+    /// `name` (also its checkpoint key) from `from` to `to`, atomically, each statement within
+    /// `statement_timeout`.
+    ///
+    /// The connection may be logged in as the version's own role: the checkpoint moves through
+    /// `refract_advance`, which lets a role move its own checkpoint only. It is moved twice: first
+    /// in place (which locks the row and checks that it stands at `from`, so that a fenced-off
+    /// version stops before it writes), then to `to` after the statements, which fails if they
+    /// touched it.
+    pub async fn commit(
+        &mut self,
+        store_schema: &str,
+        name: &str,
+        range: (Cursor, Cursor),
+        statements: &[Statement],
+        statement_timeout: Duration,
+    ) -> Result<(), CommitError> {
+        let result = self.transact(store_schema, name, range, statements, statement_timeout).await;
+        if result.is_err() && !self.client.is_closed() {
+            // No transaction stays open behind a batch that did not commit.
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        result
+    }
+
+    async fn transact(
+        &mut self,
+        store_schema: &str,
+        name: &str,
+        (from, to): (Cursor, Cursor),
+        statements: &[Statement],
+        statement_timeout: Duration,
+    ) -> Result<(), CommitError> {
+        let moved_away = || CommitError::CheckpointMoved { name: name.to_owned(), expected: from };
+        let begin = self.prepare("BEGIN").await?;
+        // Raw SQL operations of the guest name the projection's tables unqualified. A batch's
+        // statements are planned for its own values, as they were when prepared for each
+        // batch: a generic plan would assume arrays of unknown size. Compiling them (JIT)
+        // costs more than it saves.
+        let settings = self
+            .prepare(
+                "SELECT set_config('search_path', $1, true), set_config('statement_timeout', $2, true), \
+                 set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)",
+            )
+            .await?;
+        // One row when the checkpoint moved, none otherwise.
+        let advance = self
+            .prepare(&format!("SELECT WHERE {}.refract_advance($1, $2, $3, $4, $5)", quote_ident(store_schema)))
+            .await?;
+        let (search_path, timeout) = (quote_ident(name), statement_timeout.as_millis().max(1).to_string());
+        let check: [&(dyn ToSql + Sync); 5] =
+            [&name, &from.transaction_id, &from.position, &from.transaction_id, &from.position];
+        let opened = readmodel::execute(
+            &self.client,
+            &[(&begin, &[]), (&settings, &[&search_path, &timeout]), (&advance, &check)],
+        )
+        .await?;
+        if opened.last() != Some(&1) {
+            return Err(moved_away());
+        }
+        let mut writes: Vec<(tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+        for statement in statements {
+            let prepared = match self.prepared.get(&statement.sql) {
+                Some(prepared) => prepared.clone(),
+                None => {
+                    // Prepared once the statements before it ran: a raw one may create what it names.
+                    run(&self.client, &writes).await?;
+                    writes.clear();
+                    self.prepare(&statement.sql).await?
+                }
+            };
+            writes.push((prepared, statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()));
+        }
+        writes.push((advance, vec![&name, &from.transaction_id, &from.position, &to.transaction_id, &to.position]));
+        if run(&self.client, &writes).await?.last() != Some(&1) {
+            return Err(moved_away());
+        }
+        self.client.batch_execute("COMMIT").await?;
+        Ok(())
+    }
+
+    /// The statement prepared from `sql`, prepared now if it was not.
+    async fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        if let Some(prepared) = self.prepared.get(sql) {
+            return Ok(prepared.clone());
+        }
+        let prepared = self.client.prepare(sql).await?;
+        if self.prepared.len() >= PREPARED
+            && let Some(evicted) = self.prepared.keys().next().cloned()
+        {
+            self.prepared.remove(&evicted);
+        }
+        self.prepared.insert(sql.to_owned(), prepared.clone());
+        Ok(prepared)
+    }
+}
+
+/// Runs `statements` with their parameters, pipelined (see [`readmodel::execute`]).
+async fn run(
+    client: &Client,
+    statements: &[(tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)],
+) -> Result<Vec<u64>, tokio_postgres::Error> {
+    let statements: Vec<_> = statements.iter().map(|(statement, params)| (statement, params.as_slice())).collect();
+    readmodel::execute(client, &statements).await
 }
 
 /// The committed checkpoint under `key` (a version's schema), read back from the database;

@@ -31,6 +31,7 @@ mod rows;
 pub mod status;
 pub mod subscription;
 pub mod worker;
+mod writer;
 mod written;
 
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ use tokio::runtime::Handle;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
+use super::writer::Fence;
 use super::written::WrittenKeys;
 use crate::readmodel::{Param, Tables, quote_ident, to_text};
 use crate::wasm::RowSource;
@@ -78,15 +79,21 @@ struct RowQuery {
 }
 
 /// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
-/// it while the query runs. The engine calls into the guest only when every earlier batch of
-/// the projection is committed, so a read sees the state the batch builds on.
+/// it while the query runs. Earlier batches of the projection may still be committing while
+/// the guest applies the next one: a read that must query first waits on the writer's
+/// [`Fence`] until every batch handed to it has committed, so it sees the state the batch
+/// builds on. (`written` learns a batch's rows before they commit, so a row it rules out
+/// cannot be in a batch that is still committing.)
 pub struct DbRows {
     client: Arc<Client>,
     handle: Handle,
     tables: Tables,
     written: Arc<Mutex<WrittenKeys>>,
-    /// Set when a read failed for a reason that is not the guest's (a lost connection).
+    /// Set when a read failed for a reason that is not the guest's (a lost connection, a
+    /// writer that stopped before the batches the read waited for committed).
     lost: Arc<AtomicBool>,
+    /// The writer whose batches a read waits for; `None`: nothing is ever pending.
+    fence: Option<Fence>,
     /// Select statements by (table, key columns).
     queries: HashMap<(String, Vec<String>), RowQuery>,
 }
@@ -95,7 +102,21 @@ impl DbRows {
     /// Reads from `tables` (of one projection schema) over `client`, blocking on `handle`;
     /// rows that `written` knows cannot exist are answered without a query.
     pub fn new(client: Arc<Client>, handle: Handle, tables: Tables, written: Arc<Mutex<WrittenKeys>>) -> Self {
-        DbRows { client, handle, tables, written, lost: Arc::new(AtomicBool::new(false)), queries: HashMap::new() }
+        DbRows {
+            client,
+            handle,
+            tables,
+            written,
+            lost: Arc::new(AtomicBool::new(false)),
+            fence: None,
+            queries: HashMap::new(),
+        }
+    }
+
+    /// Makes a read that must query wait until every batch handed to the writer of `fence`
+    /// has committed.
+    pub fn fenced(self, fence: Fence) -> Self {
+        DbRows { fence: Some(fence), ..self }
     }
 
     /// A flag that becomes `true` when a read fails for a reason that is not the guest's; the
@@ -150,6 +171,14 @@ impl RowSource for DbRows {
         let may_exist = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).may_exist(table, key);
         if !may_exist {
             return Ok(None);
+        }
+        if let Some(fence) = self.fence.as_mut().filter(|fence| fence.pending())
+            && self.handle.block_on(fence.settled()).is_err()
+        {
+            self.lost.store(true, Ordering::Relaxed);
+            return Err(format!(
+                "reading {table:?}: the engine could not commit the batches before this one, so the row cannot be read"
+            ));
         }
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let row = self.handle.block_on(self.client.query_opt(query.sql.as_str(), &refs)).map_err(|e| {

@@ -5,14 +5,20 @@
 //! over within [`TAKEOVER_INTERVAL`] when the owner's session ends. After any error the worker
 //! trusts nothing it remembers: it drops the guest instance (whose memory may hold state of a
 //! batch that never committed), reconnects, reads its checkpoint back and starts again there.
+//!
+//! Within a session the stages overlap: the coordinator reads ahead, the guest applies a batch
+//! while the [`writer`](super::writer) commits the one before it, in order. What must follow a
+//! commit waits for it: a `get-row` that queries (see [`DbRows`]), judging a failed batch (see
+//! [`poison`]), the swap-in at the head, and the end of the session, which lets every batch
+//! handed to the writer commit (or fail) first.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::commit::{CommitError, commit_batch, is_transient, read_checkpoint};
+use super::commit::{CommitError, Committer, is_transient, read_checkpoint};
 use super::coordinator::Control;
 use super::cursor::Cursor;
 use super::guest::Guest;
@@ -25,10 +31,11 @@ use super::poison::{self, DeadLetters, Verdict};
 use super::reader::Batch;
 use super::rows::DbRows;
 use super::status::{LastError, State, StatusBoard};
+use super::writer::{Destination, Job, Stopped, WriteError, Writer};
 use super::written::WrittenKeys;
 use crate::readmodel::{Tables, plan, quote_ident};
 use crate::wasm::WasmError;
-use crate::wasm::types::Event;
+use crate::wasm::types::{Event, Op};
 
 /// How often a standby engine tries to take a projection over.
 pub const TAKEOVER_INTERVAL: Duration = Duration::from_secs(2);
@@ -139,6 +146,13 @@ enum SessionError {
     OutOfStep { expected: Cursor, got: Cursor },
     #[error("the connection for reading rows was lost")]
     RowsLost,
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    #[error(
+        "the projection reached its deadline while it waited for earlier batches to commit; trying again \
+         from the checkpoint"
+    )]
+    Interrupted,
     #[error(transparent)]
     Replay(#[from] poison::ReplayError),
     #[error("the checkpoint of {0} is gone (the version was replaced or dropped)")]
@@ -257,7 +271,7 @@ async fn session(
         Err(InstallError::Ddl { error, .. }) if is_transient(&error) => return Err(SessionError::Db(error)),
         Err(error) => {
             ctx.status.register(key, &loaded.content_hash, &loaded.description.version);
-            return Ok(fail(error.to_string(), None, None, client));
+            return Ok(fail(error.to_string(), client));
         }
     };
     let schema = target.schema.as_str();
@@ -280,9 +294,9 @@ async fn session(
     // Batches are written through the version's own role, when it has one: its rights end
     // at its schema whatever SQL the projection sends. `client` keeps the lock.
     let login = Login { url: ctx.database_url.clone(), role: role_of(&client, &ctx.store_schema, schema).await? };
-    let mut writer = login.connect().await?;
+    let writer_client = login.connect().await?;
     let tables = Tables::load(&client, schema).await?;
-    let mut cursor = read_checkpoint(&client, &ctx.store_schema, schema)
+    let cursor = read_checkpoint(&client, &ctx.store_schema, schema)
         .await?
         .ok_or_else(|| SessionError::NoCheckpoint(schema.to_owned()))?;
     ctx.status.update(key, |s| {
@@ -290,17 +304,29 @@ async fn session(
         s.state = State::CatchingUp;
     });
 
-    let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&writer, &tables).await? {
+    let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&writer_client, &tables).await? {
         WrittenKeys::empty(&tables)
     } else {
         WrittenKeys::unknown()
     }));
+    let mut writer = Writer::start(
+        Committer::new(writer_client),
+        Destination {
+            store_schema: ctx.store_schema.clone(),
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+            key: key.to_owned(),
+            status: ctx.status.clone(),
+            statement_timeout: loaded.settings.limits().call_deadline,
+        },
+    );
     let rows_client = Arc::new(login.connect().await?);
-    let rows = DbRows::new(rows_client, tokio::runtime::Handle::current(), tables.clone(), written.clone());
+    let rows = DbRows::new(rows_client, tokio::runtime::Handle::current(), tables.clone(), written.clone())
+        .fenced(writer.fence());
     let rows_lost = rows.lost();
     let guest = match Guest::spawn(loaded.projector.clone(), name, loaded.settings.limits(), Box::new(rows)).await {
         Ok(guest) => guest,
-        Err(error) => return Ok(fail(error.to_string(), None, None, client)),
+        Err(error) => return Ok(fail(error.to_string(), client)),
     };
     let until = match mode {
         Mode::PointInTime { until, .. } => Some(*until),
@@ -318,79 +344,152 @@ async fn session(
         })
         .map_err(|_| SessionError::CoordinatorGone)?;
 
-    let mut shutdown = ctx.shutdown.clone();
-    loop {
-        let batch = tokio::select! {
-            batch = queue.recv() => batch.ok_or(SessionError::CoordinatorGone)?,
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(SessionEnd::Shutdown),
-        };
-        ctx.capacity.notify_one();
-        if batch.from != cursor {
-            // Batches of one session follow each other; anything else means the worker and
-            // the coordinator disagree: start again from the checkpoint.
-            return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
-        }
-        let selected = select(loaded, until, &batch);
-        let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
-        let started = std::time::Instant::now();
-        let (ops, dead) = if count == 0 {
-            (Vec::new(), DeadLetters::default())
-        } else {
-            match guest.apply(batch.clone(), selected).await {
-                Ok(Ok(ops)) => (ops, DeadLetters::default()),
-                // The guest's error may only be a read that failed on a lost connection.
-                _ if rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
-                failed => {
-                    let events = select(loaded, until, &batch).unwrap_or_else(|| batch.events.clone());
-                    match poison::judge(loaded, &login, &tables, events, failed).await? {
-                        Verdict::Apply { ops, dead } => (ops, dead),
-                        Verdict::Stop(p) => {
-                            return Ok(fail(p.message, Some(p.position), Some(p.event_id), client));
-                        }
-                        Verdict::StopBatch(error) => {
-                            return Ok(fail_batch(&batch, BatchFailure(error), client));
-                        }
+    let stages =
+        Stages { loaded, ctx, mode, target: &target, tables: &tables, login: &login, until, guest, rows_lost, written };
+    let halt = stages.run(&mut client, &mut writer, &mut queue, cursor).await;
+    // Whatever stopped the pipeline, the batches handed to the writer commit first, or the
+    // first that cannot is what ends the session.
+    match writer.close().await {
+        Err(WriteError { error, .. }) if error.is_transient() => Err(error.into()),
+        Err(WriteError { range, error }) => Ok(SessionEnd::Failed(client, batch_error(range, error))),
+        Ok(()) => match halt? {
+            Halt::End(end) => Ok(end),
+            Halt::Failed(error) => Ok(SessionEnd::Failed(client, error)),
+        },
+    }
+}
+
+/// How a session's pipeline stopped. The session ends so once the batches handed to the writer
+/// have committed.
+enum Halt {
+    End(SessionEnd),
+    /// The projection failed with this error; the session's connection keeps its lock.
+    Failed(LastError),
+}
+
+/// What a session's pipeline works with: receive a batch, apply it in the guest, plan its
+/// writes and hand them to the writer, which commits them while the guest applies the next.
+struct Stages<'s> {
+    loaded: &'s Loaded,
+    ctx: &'s WorkerContext,
+    mode: &'s Mode,
+    target: &'s Target,
+    tables: &'s Tables,
+    login: &'s Login,
+    until: Option<Until>,
+    guest: Guest,
+    /// Set when a read of the guest failed for a reason that is not the projection's.
+    rows_lost: Arc<AtomicBool>,
+    written: Arc<Mutex<WrittenKeys>>,
+}
+
+impl Stages<'_> {
+    /// Runs batches from `queue`, the first starting at `cursor`, through the guest to
+    /// `writer`, until something ends the session.
+    async fn run(
+        &self,
+        client: &mut tokio_postgres::Client,
+        writer: &mut Writer,
+        queue: &mut mpsc::Receiver<Arc<Batch>>,
+        mut cursor: Cursor,
+    ) -> Result<Halt, SessionError> {
+        let (loaded, schema) = (self.loaded, self.target.schema.as_str());
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let batch = tokio::select! {
+                batch = queue.recv() => batch.ok_or(SessionError::CoordinatorGone)?,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(Halt::End(SessionEnd::Shutdown)),
+                stopped = writer.stopped() => return Err(stopped.into()),
+            };
+            self.ctx.capacity.notify_one();
+            if batch.from != cursor {
+                // Batches of one session follow each other; anything else means the worker and
+                // the coordinator disagree: start again from the checkpoint.
+                return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
+            }
+            let started = std::time::Instant::now();
+            let (ops, dead, events) = match self.apply(writer, &batch).await? {
+                Ok(applied) => applied,
+                Err(error) => return Ok(Halt::Failed(error)),
+            };
+            let applied = started.elapsed();
+            // Before the batch commits: the guest may read while it does (see `WrittenKeys::record`).
+            self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
+            let range = (batch.from, batch.to);
+            if !loaded.settings.allow_sql
+                && let Some(index) = ops.iter().position(|op| matches!(op, crate::wasm::types::Op::Sql(_)))
+            {
+                let refusal = BatchFailure(format!(
+                    "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
+                     in its settings file to allow them; they run as the projection's own role{})",
+                    if self.login.role.is_some() {
+                        ""
+                    } else {
+                        ", or with the engine's rights where roles cannot be created"
                     }
+                ));
+                return Ok(Halt::Failed(batch_error(range, refusal)));
+            }
+            let statements = match plan(self.tables, &ops) {
+                Ok(statements) => dead.with(statements, &self.ctx.store_schema, schema, loaded.name()),
+                Err(error) => return Ok(Halt::Failed(batch_error(range, error))),
+            };
+            let job = Job { range, at_head: batch.at_head, statements, events, ops: ops.len(), started, applied };
+            writer.hand(job).await?;
+            cursor = batch.to;
+            if batch.at_head && (!self.target.active || matches!(self.mode, Mode::Rebuild)) {
+                writer.settled().await?;
+                if let Some(end) = finish(client, loaded, self.ctx, self.mode, self.target).await? {
+                    return Ok(Halt::End(end));
                 }
             }
+            if !dead.is_empty() {
+                // The session's instance failed on this batch: the next session goes on with
+                // a fresh one, once this batch has committed.
+                return Ok(Halt::End(SessionEnd::Skipped));
+            }
+        }
+    }
+
+    /// Applies `batch` in the guest: its operations, the events left out of it (see
+    /// [`poison`]) and the count of events the guest received; or the projection's failure.
+    /// Stops early when the writer stops.
+    async fn apply(
+        &self,
+        writer: &mut Writer,
+        batch: &Arc<Batch>,
+    ) -> Result<Result<(Vec<Op>, DeadLetters, usize), LastError>, SessionError> {
+        let selected = select(self.loaded, self.until, batch);
+        let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
+        if count == 0 {
+            return Ok(Ok((Vec::new(), DeadLetters::default(), 0)));
+        }
+        let behind = writer.pending();
+        let failed = tokio::select! {
+            result = self.guest.apply(batch.clone(), selected) => match result {
+                Ok(Ok(ops)) => return Ok(Ok((ops, DeadLetters::default(), count))),
+                failed => failed,
+            },
+            stopped = writer.stopped() => return Err(stopped.into()),
         };
-        let applied = started.elapsed();
-        if !loaded.settings.allow_sql
-            && let Some(index) = ops.iter().position(|op| matches!(op, crate::wasm::types::Op::Sql(_)))
-        {
-            let refusal = BatchFailure(format!(
-                "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
-                 in its settings file to allow them; they run as the projection's own role{})",
-                if login.role.is_some() { "" } else { ", or with the engine's rights where roles cannot be created" }
-            ));
-            return Ok(fail_batch(&batch, refusal, client));
+        // The failure is judged on the state every batch before this one built.
+        writer.settled().await?;
+        // The guest's error may only be a read that failed on a lost connection.
+        if self.rows_lost.load(Ordering::Relaxed) {
+            return Err(SessionError::RowsLost);
         }
-        let statements = match plan(&tables, &ops) {
-            Ok(statements) => dead.with(statements, &ctx.store_schema, schema, name),
-            Err(error) => return Ok(fail_batch(&batch, error, client)),
-        };
-        let timeout = loaded.settings.limits().call_deadline;
-        match commit_batch(&mut writer, &ctx.store_schema, schema, (batch.from, batch.to), &statements, timeout).await {
-            Ok(()) => {}
-            Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => return Ok(fail_batch(&batch, error, client)),
+        // Its deadline counts the time its reads waited for the batches before it to commit.
+        if behind && matches!(failed, Err(WasmError::Deadline(_))) {
+            return Err(SessionError::Interrupted);
         }
-        tracing::debug!(projection = %name, %schema, events = count, ops = ops.len(), statements = statements.len(), guest_ms = applied.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "batch committed");
-        written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
-        cursor = batch.to;
-        ctx.status.update(key, |s| {
-            s.committed(cursor, count as u64, applied, started.elapsed());
-            s.state = if batch.at_head { State::Live } else { State::CatchingUp };
-        });
-        if batch.at_head
-            && (!target.active || matches!(mode, Mode::Rebuild))
-            && let Some(end) = finish(&mut client, loaded, ctx, mode, &target).await?
-        {
-            return Ok(end);
-        }
-        if !dead.is_empty() {
-            return Ok(SessionEnd::Skipped);
-        }
+        let events = select(self.loaded, self.until, batch).unwrap_or_else(|| batch.events.clone());
+        Ok(match poison::judge(self.loaded, self.login, self.tables, events, failed).await? {
+            Verdict::Apply { ops, dead } => Ok((ops, dead, count)),
+            Verdict::Stop(p) => {
+                Err(LastError { message: p.message, position: Some(p.position), event_id: Some(p.event_id) })
+            }
+            Verdict::StopBatch(error) => Err(batch_error((batch.from, batch.to), BatchFailure(error))),
+        })
     }
 }
 
@@ -480,11 +579,11 @@ fn select(loaded: &Loaded, until: Option<Until>, batch: &Batch) -> Option<Vec<Ev
     Some(batch.events.iter().filter(|e| wanted(e)).cloned().collect())
 }
 
-/// Marks the projection failed by an error that belongs to a whole batch.
-fn fail_batch(batch: &Batch, error: impl Into<BatchFailure>, owner: tokio_postgres::Client) -> SessionEnd {
-    let message =
-        format!("{} (batch after position {} up to {})", error.into().0, batch.from.position, batch.to.position);
-    fail(message, None, None, owner)
+/// The error of a projection failed by an error that belongs to a whole batch, the one
+/// from `from` to `to`.
+fn batch_error((from, to): (Cursor, Cursor), error: impl Into<BatchFailure>) -> LastError {
+    let message = format!("{} (batch after position {} up to {})", error.into().0, from.position, to.position);
+    LastError { message, position: None, event_id: None }
 }
 
 /// The message of a failure that ends a projection's run.
@@ -506,8 +605,8 @@ impl From<CommitError> for BatchFailure {
     }
 }
 
-/// A session ending in a failure of the projection (reported by [`run`], unless the version
-/// turns out to have been replaced under the worker).
-fn fail(message: String, position: Option<i64>, event_id: Option<String>, owner: tokio_postgres::Client) -> SessionEnd {
-    SessionEnd::Failed(owner, LastError { message, position, event_id })
+/// A session ending in a failure of the projection before its first batch (reported by
+/// [`run`], unless the version turns out to have been replaced under the worker).
+fn fail(message: String, owner: tokio_postgres::Client) -> SessionEnd {
+    SessionEnd::Failed(owner, LastError { message, position: None, event_id: None })
 }

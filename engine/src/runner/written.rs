@@ -56,6 +56,10 @@ impl WrittenKeys {
 
     /// Records the rows `ops` write. A raw statement, or a write by another key than the
     /// primary key, makes everything unknown.
+    ///
+    /// Recording a batch before it commits is safe, and needed when the guest reads while it
+    /// commits: a row recorded answers "maybe", and the read waits for the commit and asks the
+    /// database; a batch that never commits ends the session, and its filter with it.
     pub fn record(&mut self, ops: &[Op]) {
         for op in ops {
             let positions = match op {
