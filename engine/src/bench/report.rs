@@ -105,15 +105,17 @@ pub fn table(report: &Report) -> String {
     for tail in &report.tails {
         let _ = writeln!(
             out,
-            "\nlive tail ({}): {} events/s asked, {} appended{}, one transaction every {} ms \
-             (~{} events each); append COMMIT → read model COMMIT p50 {} p99 {} max {} over {} \
-             appends ({} unfinished; resolution {} ms)",
+            "\nlive tail ({}): {} events/s asked, {} appended{} in {} transactions of ~{} events \
+             (one every {:.0} ms; {} ms when on schedule); append COMMIT → read model COMMIT p50 {} \
+             p99 {} max {} over {} appends ({} unfinished; resolution {} ms)",
             tail.projection,
             tail.target_rate,
             group(tail.achieved_rate),
             if tail.achieved_rate < 0.95 * tail.target_rate as f64 { " (the writer fell behind)" } else { "" },
-            tail.append_interval_ms,
+            tail.appends,
             group(tail.events as f64 / tail.appends.max(1) as f64),
+            tail.seconds * 1e3 / tail.appends.max(1) as f64,
+            tail.append_interval_ms,
             millis(tail.latency_ms_p50),
             millis(tail.latency_ms_p99),
             millis(tail.latency_ms_max),
