@@ -175,3 +175,25 @@ async fn write(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fence_waits_for_every_batch_handed_over_and_fails_once_the_writer_is_gone() {
+        let (committed, progress) = watch::channel(0);
+        let mut fence = Fence { handed: Arc::new(AtomicU64::new(2)), committed: progress };
+        committed.send_replace(1);
+        assert!(fence.pending());
+        assert!(fence.settled().now_or_never().is_none(), "one of the two batches handed over has not committed");
+        committed.send_replace(2);
+        assert!(!fence.pending());
+        assert!(fence.settled().await.is_ok());
+        fence.handed.fetch_add(1, Ordering::AcqRel);
+        drop(committed);
+        assert!(fence.settled().await.is_err(), "the writer stopped before the third batch committed");
+    }
+}
