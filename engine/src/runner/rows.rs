@@ -80,10 +80,10 @@ struct RowQuery {
 
 /// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
 /// it while the query runs. Earlier batches of the projection may still be committing while
-/// the guest applies the next one: a read that must query first waits on the writer's
-/// [`Fence`] until every batch handed to it has committed, so it sees the state the batch
-/// builds on. (`written` learns a batch's rows before they commit, so a row it rules out
-/// cannot be in a batch that is still committing.)
+/// the guest applies the next one: a read that must query a row one of them may write first
+/// waits on the writer's [`Fence`] until every batch handed to it has committed, so it sees
+/// the state the batch builds on. (`written` learns a batch's rows before they commit, see
+/// [`WrittenKeys::in_flight`].)
 pub struct DbRows {
     client: Arc<Client>,
     handle: Handle,
@@ -173,6 +173,11 @@ impl RowSource for DbRows {
             return Ok(None);
         }
         if let Some(fence) = self.fence.as_mut().filter(|fence| fence.pending())
+            && self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).in_flight(
+                table,
+                key,
+                fence.committed(),
+            )
             && self.handle.block_on(fence.settled()).is_err()
         {
             self.lost.store(true, Ordering::Relaxed);

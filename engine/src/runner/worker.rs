@@ -307,7 +307,7 @@ async fn session(
     let written = Arc::new(Mutex::new(if cursor == Cursor::START && tables_empty(&writer_client, &tables).await? {
         WrittenKeys::empty(&tables)
     } else {
-        WrittenKeys::unknown()
+        WrittenKeys::existing(&tables)
     }));
     let mut writer = Writer::start(
         Committer::new(writer_client),

@@ -84,6 +84,11 @@ impl Fence {
         *self.committed.borrow() < self.handed.load(Ordering::Acquire)
     }
 
+    /// Batches committed so far.
+    pub(super) fn committed(&self) -> u64 {
+        *self.committed.borrow()
+    }
+
     /// Returns once every batch handed over so far has committed; fails when the writer
     /// stopped first.
     pub(super) async fn settled(&mut self) -> Result<(), Stopped> {

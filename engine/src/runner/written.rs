@@ -1,4 +1,5 @@
-//! Which rows a projection has written since its tables were empty.
+//! Which rows a projection has written: since its tables were empty, and in the batches that
+//! may not have committed yet.
 //!
 //! During a rebuild from zero, most of a guest's `get-row` calls ask for rows that do not
 //! exist yet (the first event of every order), and each would cost a round trip. When the
@@ -6,11 +7,16 @@
 //! answer is known without asking. The set is a Bloom filter of fixed size: "never written" is
 //! certain, "maybe written" asks the database, so memory stays bounded however long the log.
 //!
+//! A read that asks the database must see the batches before the guest's current one, some
+//! of which may still be committing: it waits for them only when one of them writes the row
+//! (or writes rows it cannot name), see [`WrittenKeys::in_flight`].
+//!
 //! It only answers for reads by a table's primary key, with key values compared as PostgreSQL
 //! compares them, and only for schemas without triggers, foreign keys or other unique
 //! constraints (which could write or find a row by another way than its primary key).
 
 use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::readmodel::{Tables, canonical, to_text};
@@ -21,19 +27,30 @@ const BITS: usize = 1 << 23;
 /// Hash functions per key.
 const HASHES: u64 = 4;
 
-/// The rows written since the tables were empty, or "unknown" when that cannot be told.
+/// The rows written since the tables were empty, or "unknown" when that cannot be told; and
+/// the rows of the batches recorded that may not have committed yet.
 pub struct WrittenKeys {
     /// `None` when nothing is known (the session did not start from empty tables, or a write
     /// may have created rows the filter cannot name).
     bits: Option<Vec<u64>>,
     tables: Tables,
     hasher: RandomState,
+    /// Batches recorded, by number (the first recorded is 1), with the rows they write (`None`:
+    /// rows that cannot be named), until they are known to have committed.
+    in_flight: VecDeque<(u64, Option<HashSet<u64>>)>,
+    /// Batches recorded so far.
+    recorded: u64,
 }
 
 impl WrittenKeys {
-    /// Nothing known: every row may exist.
+    /// Nothing known: every row may exist, and a batch in flight may write any.
     pub fn unknown() -> Self {
-        WrittenKeys { bits: None, tables: Tables::default(), hasher: RandomState::new() }
+        WrittenKeys::with(Tables::default(), None)
+    }
+
+    /// Rows of `tables` may exist: only the rows of the batches in flight are known.
+    pub fn existing(tables: &Tables) -> Self {
+        WrittenKeys::with(tables.clone(), None)
     }
 
     /// `tables` are empty: no row exists until one is written. Unknown when the schema has
@@ -42,48 +59,78 @@ impl WrittenKeys {
         if tables.order_sensitive() {
             return WrittenKeys::unknown();
         }
-        WrittenKeys { bits: Some(vec![0; BITS / 64]), tables: tables.clone(), hasher: RandomState::new() }
+        WrittenKeys::with(tables.clone(), Some(vec![0; BITS / 64]))
+    }
+
+    fn with(tables: Tables, bits: Option<Vec<u64>>) -> Self {
+        WrittenKeys { bits, tables, hasher: RandomState::new(), in_flight: VecDeque::new(), recorded: 0 }
     }
 
     /// Whether the row of `table` with `key` may exist.
     pub fn may_exist(&self, table: &str, key: &[ColumnValue]) -> bool {
         let Some(bits) = &self.bits else { return true };
-        match self.positions(table, key) {
-            Some(positions) => positions.iter().all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0),
+        match self.identity(table, key) {
+            Some(identity) => positions(identity).all(|bit| bits[bit / 64] & (1 << (bit % 64)) != 0),
             None => true,
         }
     }
 
-    /// Records the rows `ops` write. A raw statement, or a write by another key than the
-    /// primary key, makes everything unknown.
+    /// Records the rows `ops` write, as the next batch in flight. A raw statement, or a write
+    /// by another key than the primary key, makes every row possible (and every row possibly
+    /// written by this batch).
     ///
-    /// Recording a batch before it commits is safe, and needed when the guest reads while it
-    /// commits: a row recorded answers "maybe", and the read waits for the commit and asks the
-    /// database; a batch that never commits ends the session, and its filter with it.
+    /// The worker records each batch it hands to its writer, in order, before it hands it over,
+    /// so that batch `n` recorded is batch `n` committed. Recording a batch before it commits
+    /// is safe, and needed when the guest reads while it commits: a row recorded answers
+    /// "maybe", and the read waits for the commit and asks the database; a batch that never
+    /// commits ends the session, and these keys with it.
     pub fn record(&mut self, ops: &[Op]) {
+        self.recorded += 1;
+        let mut rows = (!self.tables.order_sensitive()).then(HashSet::new);
         for op in ops {
-            let positions = match op {
-                Op::Upsert(u) => self.positions(&u.table, &u.key),
-                Op::Delete(d) => self.positions(&d.table, &d.key),
+            let identity = match op {
+                Op::Upsert(u) => self.identity(&u.table, &u.key),
+                Op::Delete(d) => self.identity(&d.table, &d.key),
                 Op::Sql(_) => None,
             };
-            match (positions, &mut self.bits) {
-                (Some(positions), Some(bits)) => {
-                    for bit in positions {
-                        bits[bit / 64] |= 1 << (bit % 64);
-                    }
-                }
-                _ => {
-                    self.bits = None;
-                    return;
+            let Some(identity) = identity else {
+                self.bits = None;
+                rows = None;
+                break;
+            };
+            if let Some(bits) = &mut self.bits {
+                for bit in positions(identity) {
+                    bits[bit / 64] |= 1 << (bit % 64);
                 }
             }
+            if let Some(rows) = &mut rows {
+                rows.insert(identity.0);
+            }
+        }
+        self.in_flight.push_back((self.recorded, rows));
+    }
+
+    /// Whether a batch recorded after the first `committed` may write the row of `table` with
+    /// `key`: a read of it must wait for them to commit; a read of any other row may ask the
+    /// database at once, whose state these batches do not change.
+    pub fn in_flight(&mut self, table: &str, key: &[ColumnValue], committed: u64) -> bool {
+        while self.in_flight.front().is_some_and(|(batch, _)| *batch <= committed) {
+            self.in_flight.pop_front();
+        }
+        if self.in_flight.is_empty() {
+            return false;
+        }
+        match self.identity(table, key) {
+            Some((row, _)) => {
+                self.in_flight.iter().any(|(_, rows)| rows.as_ref().is_none_or(|rows| rows.contains(&row)))
+            }
+            None => true,
         }
     }
 
-    /// The filter's bit positions of a row, or `None` when `key` is not the table's primary
-    /// key: its columns in name order, values as PostgreSQL compares them.
-    fn positions(&self, table: &str, key: &[ColumnValue]) -> Option<Vec<usize>> {
+    /// Two hashes of a row, or `None` when `key` is not the table's primary key: its columns in
+    /// name order, values as PostgreSQL compares them.
+    fn identity(&self, table: &str, key: &[ColumnValue]) -> Option<(u64, u64)> {
         let mut columns: Vec<(&str, Option<String>)> = key
             .iter()
             .map(|c| {
@@ -103,9 +150,13 @@ impl WrittenKeys {
             columns.hash(&mut h);
             h.finish()
         };
-        let (a, b) = (hash(0), hash(1) | 1);
-        Some((0..HASHES).map(|i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize).collect())
+        Some((hash(0), hash(1) | 1))
     }
+}
+
+/// The filter's bit positions of a row of `identity`.
+fn positions((a, b): (u64, u64)) -> impl Iterator<Item = usize> {
+    (0..HASHES).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % BITS as u64) as usize)
 }
 
 #[cfg(test)]
@@ -151,5 +202,25 @@ mod tests {
         assert!(written.may_exist("t", &by_name), "not the primary key: the database must be asked");
         written.record(&[Op::Upsert(Upsert { table: "t".into(), key: by_name, columns: vec![] })]);
         assert!(written.may_exist("t", &key(1)), "a write by another key makes every row possible");
+    }
+
+    #[test]
+    fn a_row_is_in_flight_while_a_batch_that_writes_it_may_not_have_committed() {
+        let mut written = WrittenKeys::existing(&tables());
+        assert!(written.may_exist("t", &key(1)), "the tables were not empty");
+        written.record(&[Op::Upsert(Upsert { table: "t".into(), key: key(1), columns: vec![] })]);
+        written.record(&[Op::Delete(Delete { table: "u".into(), key: key(2) })]);
+        assert!(written.in_flight("t", &key(1), 0));
+        assert!(!written.in_flight("t", &key(2), 0), "no batch writes it: the database's row is the one to read");
+        assert!(!written.in_flight("t", &key(1), 1), "batch 1 committed");
+        assert!(written.in_flight("u", &key(2), 1));
+        let by_name = vec![ColumnValue { column: "name".into(), value: Value::Text("x".into()) }];
+        assert!(written.in_flight("t", &by_name, 1), "not the primary key: any row may be the one written");
+        assert!(!written.in_flight("u", &key(2), 2), "every batch committed");
+        written.record(&[Op::Sql(Statement { sql: "DELETE FROM t".into(), params: vec![] })]);
+        assert!(written.in_flight("t", &key(7), 2), "a raw statement may write any row");
+        written.record(&[]);
+        assert!(!written.in_flight("t", &key(7), 3));
+        assert!(WrittenKeys::unknown().may_exist("t", &key(1)));
     }
 }
