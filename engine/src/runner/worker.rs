@@ -367,6 +367,16 @@ enum Halt {
     Failed(LastError),
 }
 
+/// What the guest made of a batch.
+struct Applied {
+    /// The operations to commit.
+    ops: Vec<Op>,
+    /// The events left out of them (see [`poison`]).
+    dead: DeadLetters,
+    /// The events the guest received.
+    events: usize,
+}
+
 /// What a session's pipeline works with: receive a batch, apply it in the guest, plan its
 /// writes and hand them to the writer, which commits them while the guest applies the next.
 struct Stages<'s> {
@@ -408,7 +418,7 @@ impl Stages<'_> {
                 return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
             }
             let started = std::time::Instant::now();
-            let (ops, dead, events) = match self.apply(writer, &batch).await? {
+            let Applied { ops, dead, events } = match self.apply(writer, &batch).await? {
                 Ok(applied) => applied,
                 Err(error) => return Ok(Halt::Failed(error)),
             };
@@ -417,7 +427,7 @@ impl Stages<'_> {
             self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
             let range = (batch.from, batch.to);
             if !loaded.settings.allow_sql
-                && let Some(index) = ops.iter().position(|op| matches!(op, crate::wasm::types::Op::Sql(_)))
+                && let Some(index) = ops.iter().position(|op| matches!(op, Op::Sql(_)))
             {
                 let refusal = BatchFailure(format!(
                     "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
@@ -451,23 +461,19 @@ impl Stages<'_> {
         }
     }
 
-    /// Applies `batch` in the guest: its operations, the events left out of it (see
-    /// [`poison`]) and the count of events the guest received; or the projection's failure.
-    /// Stops early when the writer stops.
-    async fn apply(
-        &self,
-        writer: &mut Writer,
-        batch: &Arc<Batch>,
-    ) -> Result<Result<(Vec<Op>, DeadLetters, usize), LastError>, SessionError> {
+    /// Applies `batch` in the guest, or tells how the projection failed on it. Stops early
+    /// when the writer stops.
+    async fn apply(&self, writer: &mut Writer, batch: &Arc<Batch>) -> Result<Result<Applied, LastError>, SessionError> {
         let selected = select(self.loaded, self.until, batch);
-        let count = selected.as_ref().map_or(batch.events.len(), Vec::len);
-        if count == 0 {
-            return Ok(Ok((Vec::new(), DeadLetters::default(), 0)));
+        let events = selected.as_ref().map_or(batch.events.len(), Vec::len);
+        let applied = |ops, dead| Applied { ops, dead, events };
+        if events == 0 {
+            return Ok(Ok(applied(Vec::new(), DeadLetters::default())));
         }
         let behind = writer.pending();
         let failed = tokio::select! {
             result = self.guest.apply(batch.clone(), selected) => match result {
-                Ok(Ok(ops)) => return Ok(Ok((ops, DeadLetters::default(), count))),
+                Ok(Ok(ops)) => return Ok(Ok(applied(ops, DeadLetters::default()))),
                 failed => failed,
             },
             stopped = writer.stopped() => return Err(stopped.into()),
@@ -484,7 +490,7 @@ impl Stages<'_> {
         }
         let events = select(self.loaded, self.until, batch).unwrap_or_else(|| batch.events.clone());
         Ok(match poison::judge(self.loaded, self.login, self.tables, events, failed).await? {
-            Verdict::Apply { ops, dead } => Ok((ops, dead, count)),
+            Verdict::Apply { ops, dead } => Ok(applied(ops, dead)),
             Verdict::Stop(p) => {
                 Err(LastError { message: p.message, position: Some(p.position), event_id: Some(p.event_id) })
             }
