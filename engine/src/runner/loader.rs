@@ -52,7 +52,7 @@ pub enum OnError {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            batch_size: 5_000,
+            batch_size: 20_000,
             deadline_ms: 30_000,
             max_memory_mib: 512,
             allow_sql: false,
