@@ -56,7 +56,7 @@ pub async fn raw_read(url: &str, schema: &str, batch_size: usize) -> Result<RawR
     let client = crate::db::connect(url).await?;
     let backend = backend_pid(&client).await?;
     let reader = LogReader::new(client, schema).await?;
-    let horizon = reader.horizon().await?;
+    let (horizon, _) = reader.head().await?;
     let (backend_before, client_before) = (cpu_seconds(backend), cpu_seconds(std::process::id()));
     let started = Instant::now();
     let (mut from, mut events) = (Cursor::START, 0u64);
@@ -81,8 +81,7 @@ pub async fn raw_read(url: &str, schema: &str, batch_size: usize) -> Result<RawR
 /// The cursor of the last event of the log of `schema` that the engine can read now.
 pub async fn log_head(url: &str, schema: &str) -> Result<Cursor, BenchError> {
     let reader = LogReader::new(crate::db::connect(url).await?, schema).await?;
-    let horizon = reader.horizon().await?;
-    Ok(reader.head(horizon).await?.unwrap_or(Cursor::START))
+    Ok(reader.head().await?.1.unwrap_or(Cursor::START))
 }
 
 /// The number of rows `order_summary` ends with on the log of `schema`: one per order stream

@@ -131,8 +131,7 @@ impl Coordinator {
         if self.members.is_empty() {
             return Ok(false);
         }
-        let horizon = self.reader.horizon().await?;
-        let head = self.reader.head(horizon).await?;
+        let (horizon, head) = self.reader.head().await?;
         // Only members with room in their queue are served: a slow projection must not hold
         // back the others at its cursor (it falls behind and reads on its own until it is back).
         let mut groups: BTreeMap<Cursor, Vec<String>> = BTreeMap::new();

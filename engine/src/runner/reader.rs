@@ -144,26 +144,26 @@ impl LogReader {
                    ) AS later"
         );
         let head = format!(
-            "SELECT e.transaction_id::text::bigint, e.global_position FROM {events} e
-              WHERE e.transaction_id < $1::bigint::text::xid8
-              ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1"
+            "SELECT h.horizon, last.transaction_id, last.global_position
+               FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) AS h
+               LEFT JOIN LATERAL (
+                    SELECT e.transaction_id::text::bigint AS transaction_id, e.global_position FROM {events} e
+                     WHERE e.transaction_id < h.horizon::text::xid8
+                     ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1
+                   ) AS last ON true"
         );
         let (read, late, head) =
             futures_util::try_join!(client.prepare(&read), client.prepare(&late), client.prepare(&head))?;
         Ok(LogReader { client, read, late, head, settled: Settled::default(), reads: 0 })
     }
 
-    /// The visibility horizon: every transaction whose id is below it has finished, so the
-    /// events below it are final.
-    pub async fn horizon(&self) -> Result<i64, tokio_postgres::Error> {
-        let row = self.client.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint", &[]).await?;
-        Ok(row.get(0))
-    }
-
-    /// The cursor of the last event below `horizon`, if any.
-    pub async fn head(&self, horizon: i64) -> Result<Option<Cursor>, tokio_postgres::Error> {
-        let row = self.client.query_opt(&self.head, &[&horizon]).await?;
-        Ok(row.map(|r| Cursor { transaction_id: r.get(0), position: r.get(1) }))
+    /// The visibility horizon (every transaction whose id is below it has finished, so the
+    /// events below it are final) and the cursor of the last event below it, if any, in one
+    /// round trip.
+    pub async fn head(&self) -> Result<(i64, Option<Cursor>), tokio_postgres::Error> {
+        let row = self.client.query_one(&self.head, &[]).await?;
+        let last = row.get::<_, Option<i64>>(1).map(|transaction_id| Cursor { transaction_id, position: row.get(2) });
+        Ok((row.get(0), last))
     }
 
     /// Up to `limit` events after `from` and below `horizon` of the categories `filter`
