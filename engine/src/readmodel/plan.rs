@@ -256,7 +256,7 @@ fn raw(index: usize, sql: &str, params: &[Value]) -> Result<Statement, PlanError
 #[derive(Default)]
 struct Segment {
     /// Writes so far per row: (table, key values).
-    writes: HashMap<(String, Vec<Option<String>>), usize>,
+    writes: HashMap<(String, Vec<Option<String>>), usize, foldhash::fast::RandomState>,
     /// Per layer, one run per shape, in order of first appearance.
     layers: Vec<Vec<Run>>,
     /// The (layer, run) written to last.

@@ -3,7 +3,7 @@
 //! Every value reaches the database as a bound parameter in PostgreSQL's text format, cast by
 //! the server to the column's type; nothing a guest sends is ever spliced into SQL text.
 
-use chrono::{DateTime, NaiveDate, TimeDelta};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta};
 
 use crate::wasm::types::Value;
 
@@ -52,8 +52,7 @@ pub fn to_text(value: &Value) -> Result<Option<String>, ValueError> {
         Value::Uuid(s) => uuid::Uuid::parse_str(s).map_err(|_| ValueError::Uuid(s.clone()))?.hyphenated().to_string(),
         Value::Timestamp(micros) => DateTime::from_timestamp_micros(*micros)
             .ok_or(ValueError::Timestamp(*micros))?
-            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .to_string(),
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
         Value::Date(days) => NaiveDate::from_ymd_opt(1970, 1, 1)
             .and_then(|epoch| epoch.checked_add_signed(TimeDelta::try_days(i64::from(*days))?))
             .ok_or(ValueError::Date(*days))?
