@@ -235,9 +235,8 @@ async fn a_lower_version_above_the_horizon_holds_its_stream_back_until_it_can_be
     let other = "order-5f0c1a9e-0000-4000-8000-000000000012";
     let insert = "INSERT INTO events (stream_id, version, event_type, data) VALUES ($1, $2, $3, $4::text::jsonb)
                   RETURNING transaction_id::text::bigint, global_position";
-    let created = |id: &str| {
-        format!(r#"{{"order_id": "{}", "customer_id": "5f0c1a9e-0000-4000-8000-0000000000c1"}}"#, &id[6..])
-    };
+    let created =
+        |id: &str| format!(r#"{{"order_id": "{}", "customer_id": "5f0c1a9e-0000-4000-8000-0000000000c1"}}"#, &id[6..]);
     let item = r#"{"product_id": "p", "quantity": 1, "price": 2.50}"#;
 
     // The early writer takes the lowest transaction id (by writing another stream); an open
