@@ -24,8 +24,19 @@ const PROJECTIONS: &[(&str, &str)] = &[("ORDER_SUMMARY", "order_summary"), ("REV
 /// `(constant, package)` for each projection of `refract bench` (not among the examples of `all()`).
 const BENCH_PROJECTIONS: &[(&str, &str)] = &[("NOOP", "noop"), ("UPSERT_PER_EVENT", "upsert_per_event")];
 
-/// The package of version 2 of order_summary, a fixture of the hot-reload tests.
-const SUMMARY_V2_PACKAGE: &str = "order_summary_v2";
+/// `(constant, package, doc comment)` for each variant of order_summary, fixtures of the tests.
+const SUMMARY_VARIANTS: &[(&str, &str, &str)] = &[
+    (
+        "ORDER_SUMMARY_V2",
+        "order_summary_v2",
+        "Version 2 of `order_summary` (one more column), for the hot-reload tests.",
+    ),
+    (
+        "ORDER_SUMMARY_TINY_CACHE",
+        "order_summary_tiny_cache",
+        "`order_summary` with no rows cached between batches, for the pipeline tests.",
+    ),
+];
 
 /// The package of the hostile fixtures.
 const HOSTILE_PACKAGE: &str = "hostile";
@@ -61,6 +72,7 @@ const SOURCES: &[&str] = &[
     "projections/upsert_per_event",
     "tests/fixtures/hostile",
     "tests/fixtures/summary_v2",
+    "tests/fixtures/tiny_cache",
     "Cargo.lock",
 ];
 
@@ -105,12 +117,15 @@ fn main() {
     writeln!(generated, "/// Every example projection: `(package name, path of its component)`.").unwrap();
     writeln!(generated, "pub fn all() -> &'static [(&'static str, &'static str)] {{\n    &[{all}]\n}}").unwrap();
 
-    // Version 2 of order_summary (for the hot-reload tests) is built on its own: built with
-    // order_summary, that crate's `component` feature would be on and both would export.
-    build_guests(&root, &target_dir, &[SUMMARY_V2_PACKAGE], None);
-    let wasm = keep(SUMMARY_V2_PACKAGE);
-    writeln!(generated, "/// Version 2 of `order_summary` (one more column), for the hot-reload tests.").unwrap();
-    writeln!(generated, "pub const ORDER_SUMMARY_V2: &str = {:?};", wasm.display().to_string()).unwrap();
+    // The variants of order_summary are built without it: built with order_summary, that
+    // crate's `component` feature would be on and both would export.
+    let variants: Vec<&str> = SUMMARY_VARIANTS.iter().map(|(_, package, _)| *package).collect();
+    build_guests(&root, &target_dir, &variants, None);
+    for (constant, package, doc) in SUMMARY_VARIANTS {
+        let wasm = keep(package);
+        writeln!(generated, "/// {doc}").unwrap();
+        writeln!(generated, "pub const {constant}: &str = {:?};", wasm.display().to_string()).unwrap();
+    }
 
     // Each feature's build overwrites `hostile.wasm`: copy it away before the next one.
     let hostile_dir = target_dir.join("hostile");

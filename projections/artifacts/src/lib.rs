@@ -1,7 +1,8 @@
-//! The example projections, the projections of `refract bench` (`NOOP`, `UPSERT_PER_EVENT`), and
-//! the hostile fixtures of the sandbox tests (`HOSTILE_*`, one misbehaving projection
-//! `hostile_<feature>` each, from `tests/fixtures/hostile`), built as WebAssembly components by
-//! this crate's build script.
+//! The example projections, the projections of `refract bench` (`NOOP`, `UPSERT_PER_EVENT`), the
+//! variants of `order_summary` that tests deploy (`ORDER_SUMMARY_V2`, `ORDER_SUMMARY_TINY_CACHE`,
+//! from `tests/fixtures`), and the hostile fixtures of the sandbox tests (`HOSTILE_*`, one
+//! misbehaving projection `hostile_<feature>` each, from `tests/fixtures/hostile`), built as
+//! WebAssembly components by this crate's build script.
 //!
 //! Each constant is the absolute path of a `.wasm` component, ready for the engine to load:
 //!
