@@ -63,7 +63,8 @@
 //!   touched row becomes a single upsert (columns set, or [added to](State::add)) or delete.
 //! - **Reads.** [`State::get`] sees committed rows plus the batch's own writes. Rows are cached
 //!   across batches (up to [`Projection::CACHE_ROWS`] per table, [`DEFAULT_CACHE_ROWS`] by
-//!   default); only a row the SDK does not know is read from the host.
+//!   default, which bounds the instance's memory); only a row the SDK does not know is read
+//!   from the host.
 //! - **Errors.** An [`Error`] from `apply` (a payload of the wrong shape, a value out of
 //!   range, a rule of yours) refuses the whole batch: nothing of it is written, and the
 //!   engine reports the message with the event's global position. The engine then starts a
