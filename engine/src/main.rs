@@ -57,8 +57,16 @@ fn init_tracing(default: &str, format: config::LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    malloc::tune();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => fail(&err.into()),
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // `refract run` may take its log format from its config file: its settings are resolved
@@ -94,4 +102,65 @@ async fn main() -> std::process::ExitCode {
 fn fail(err: &anyhow::Error) -> std::process::ExitCode {
     eprintln!("error: {err:#}");
     std::process::ExitCode::FAILURE
+}
+
+/// glibc's allocator, held to a resident size that follows what the engine uses.
+///
+/// By default glibc gives every thread that allocates an arena of its own (up to eight per
+/// core), and keeps what is freed inside an arena for reuse instead of returning it: an engine
+/// with a guest thread per projection kept 60 to 150 MiB of freed batches resident after a
+/// rebuild. Two arenas, and the free pages handed back to the system every few seconds, keep
+/// it near what is in use. `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` in the environment take
+/// precedence over the arena limit.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod malloc {
+    use std::ffi::c_int;
+    use std::time::Duration;
+
+    /// `mallopt`'s parameter for the most arenas (glibc's `M_ARENA_MAX`).
+    const M_ARENA_MAX: c_int = -8;
+    /// Arenas: one per core of a small machine; the engine's threads wait on the database
+    /// and on guests far more than they allocate.
+    const ARENAS: c_int = 2;
+    /// How often the free pages of every arena go back to the system.
+    const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+    #[allow(unsafe_code)]
+    unsafe extern "C" {
+        fn mallopt(param: c_int, value: c_int) -> c_int;
+        fn malloc_trim(pad: usize) -> c_int;
+    }
+
+    /// Limits the arenas (unless the environment sets them) and starts the trimming thread.
+    pub fn tune() {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() && std::env::var_os("GLIBC_TUNABLES").is_none() {
+            // SAFETY: mallopt only sets a parameter of the allocator; called before any
+            // other thread of ours exists.
+            #[allow(unsafe_code)]
+            unsafe {
+                mallopt(M_ARENA_MAX, ARENAS)
+            };
+        }
+        let trimmer = std::thread::Builder::new().name("refract-malloc-trim".into()).spawn(|| {
+            loop {
+                std::thread::sleep(TRIM_EVERY);
+                // SAFETY: malloc_trim takes the allocator's own locks; it releases free
+                // pages only, never memory in use.
+                #[allow(unsafe_code)]
+                unsafe {
+                    malloc_trim(0)
+                };
+            }
+        });
+        if let Err(err) = trimmer {
+            eprintln!("warning: cannot start the thread that returns freed memory to the system: {err}");
+        }
+    }
+}
+
+/// Other allocators need no tuning.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod malloc {
+    /// Nothing to do.
+    pub fn tune() {}
 }
