@@ -35,6 +35,19 @@ async fn assert_read_models_exact(db: &TestDb) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The versions of `stream` in the order the engine reads the log.
+async fn versions_in_log_order(client: &tokio_postgres::Client, stream: &str) -> anyhow::Result<Vec<i64>> {
+    let sql = "SELECT version FROM events WHERE stream_id = $1 ORDER BY transaction_id, global_position";
+    Ok(client.query(sql, &[&stream]).await?.iter().map(|r| r.get(0)).collect())
+}
+
+/// The `version` and `item_count` of the order of stream `order` in `order_summary`.
+async fn version_and_items(client: &tokio_postgres::Client, order: &str) -> anyhow::Result<(i64, i32)> {
+    let sql = "SELECT version, item_count FROM order_summary.order_summary WHERE order_id = $1::text::uuid";
+    let row = client.query_one(sql, &[&&order[6..]]).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
@@ -200,12 +213,7 @@ async fn a_stream_committed_out_of_version_order_is_applied_in_version_order_acr
     early.execute(insert, &[&order, &2i64, &"ItemAdded", &item("a")]).await?;
     late_tx.execute(insert, &[&order, &3i64, &"ItemAdded", &item("b")]).await?;
     late_tx.commit().await?;
-    let order_of_log: Vec<i64> = client
-        .query("SELECT version FROM events WHERE stream_id = $1 ORDER BY transaction_id, global_position", &[&order])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let order_of_log = versions_in_log_order(&client, order).await?;
     assert_eq!(order_of_log, [1, 3, 2], "the scenario did not happen");
 
     // Batches of three cut the log right after version 3.
@@ -216,13 +224,7 @@ async fn a_stream_committed_out_of_version_order_is_applied_in_version_order_acr
     let engine = EngineProcess::start(BIN, db.url(), dir.path(), &dir.path().join("engine.log"), &[])?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await?;
-    let row = client
-        .query_one(
-            "SELECT version, item_count FROM order_summary.order_summary WHERE order_id = $1::text::uuid",
-            &[&&order[6..]],
-        )
-        .await?;
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (3, 2));
+    assert_eq!(version_and_items(&client, order).await?, (3, 2));
     Ok(())
 }
 
@@ -252,12 +254,7 @@ async fn a_lower_version_above_the_horizon_holds_its_stream_back_until_it_can_be
     client.query_one(insert, &[&order, &1i64, &"OrderCreated", &created(order)]).await?;
     early_tx.query_one(insert, &[&order, &2i64, &"ItemAdded", &item]).await?;
     early_tx.commit().await?;
-    let order_of_log: Vec<i64> = client
-        .query("SELECT version FROM events WHERE stream_id = $1 ORDER BY transaction_id, global_position", &[&order])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let order_of_log = versions_in_log_order(&client, order).await?;
     assert_eq!(order_of_log, [2, 1], "the scenario did not happen");
 
     // The engine passes the early writer's first event (below the horizon, another stream)…
@@ -282,13 +279,7 @@ async fn a_lower_version_above_the_horizon_holds_its_stream_back_until_it_can_be
     holder_tx.rollback().await?;
     wait_caught_up(&client, &BOTH, PATIENCE, &engine).await?;
     assert_read_models_exact(&db).await?;
-    let row = client
-        .query_one(
-            "SELECT version, item_count FROM order_summary.order_summary WHERE order_id = $1::text::uuid",
-            &[&&order[6..]],
-        )
-        .await?;
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i32>(1)), (2, 1));
+    assert_eq!(version_and_items(&client, order).await?, (2, 1));
     Ok(())
 }
 
