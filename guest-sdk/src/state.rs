@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::mem;
 
+use foldhash::fast::FixedState;
+
 use crate::op::{ColumnUpdate, Merge, Op, upsert_row};
 use crate::{Description, Error, Key, Row, Value};
 
@@ -177,19 +179,22 @@ impl State {
 /// (`hot`) and rows used in the generation before (`cold`). Using a cold row moves it back
 /// to `hot`; a rotation drops `cold`. That approximates least-recently-used eviction at the
 /// cost of one map move per rotation.
+///
+/// The maps hash with a fixed seed: the cache behaves the same in every run, and needs no
+/// randomness from the host.
 #[derive(Default)]
 struct TableCache {
-    hot: HashMap<Key, Entry>,
-    cold: HashMap<Key, Entry>,
+    hot: HashMap<Key, Entry, FixedState>,
+    cold: HashMap<Key, Entry, FixedState>,
 }
 
 impl TableCache {
     fn entry(&mut self, key: &Key) -> &mut Entry {
         if !self.hot.contains_key(key) {
             let entry = self.cold.remove(key).unwrap_or_default();
-            self.hot.insert(key.clone(), entry);
+            return self.hot.entry(key.clone()).or_insert(entry);
         }
-        self.hot.get_mut(key).expect("the entry is in `hot`: found or inserted just above")
+        self.hot.get_mut(key).expect("the entry is in `hot`: found just above")
     }
 
     /// Between batches, where no write is pending: keeps at most `capacity` rows.

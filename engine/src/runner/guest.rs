@@ -24,6 +24,11 @@ struct Call {
 
 /// A handle to an instance running on its own thread. Dropping it ends the thread once the
 /// current call returns.
+///
+/// When a batch at the head of the log follows batches of catch-up, the thread replaces the
+/// instance with a fresh one before it replies (see [`Instance::renew`]).
+///
+/// [`Instance::renew`]: crate::wasm::Instance::renew
 pub struct Guest {
     calls: mpsc::Sender<Call>,
 }
@@ -54,15 +59,34 @@ impl Guest {
                     }
                 };
                 let _ = ready.send(Ok(()));
+                // Whether the instance has applied a batch of catch-up (one that filled the batch
+                // size) and so holds the memory of the largest batches in its linear memory.
+                let mut grown = false;
                 while let Ok(call) = incoming.recv() {
                     let events = call.selected.as_deref().unwrap_or(&call.batch.events);
                     let result = instance.apply(events);
                     // After a trap the instance may be in any state: it is never called again.
-                    let trapped = result.is_err();
-                    let _ = call.reply.send(result);
-                    if trapped {
+                    if result.is_err() {
+                        let _ = call.reply.send(result);
                         break;
                     }
+                    grown |= !call.batch.at_head;
+                    if grown && call.batch.at_head {
+                        // Caught up: live batches are small, and a live projection should not
+                        // keep the memory of catch-up. The fresh instance reads the rows it
+                        // needs back from the database.
+                        instance = match instance.renew() {
+                            Ok(fresh) => fresh,
+                            Err(error) => {
+                                tracing::error!(%error, "cannot renew the instance after catching up");
+                                let _ = call.reply.send(result);
+                                break;
+                            }
+                        };
+                        grown = false;
+                        tracing::debug!("caught up: instance renewed");
+                    }
+                    let _ = call.reply.send(result);
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the guest thread: {e}")))?;
@@ -76,5 +100,74 @@ impl Guest {
         let gone = || WasmError::Engine("the guest thread has ended".into());
         self.calls.send(Call { batch, selected, reply }).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::runner::Cursor;
+    use crate::wasm::Runtime;
+    use crate::wasm::types::ColumnValue;
+
+    /// Counts the guest's reads; every row is absent.
+    struct CountedRows(Arc<AtomicUsize>);
+
+    impl RowSource for CountedRows {
+        fn get_row(&mut self, _: &str, _: &[ColumnValue]) -> Result<Option<Vec<ColumnValue>>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        }
+    }
+
+    fn created(position: i64, order: u128) -> Event {
+        let order = uuid::Uuid::from_u128(order);
+        Event {
+            global_position: position,
+            stream_id: format!("order-{order}"),
+            stream_version: 1,
+            event_id: uuid::Uuid::from_u128(position as u128).to_string(),
+            event_type: "OrderCreated".into(),
+            data: format!(r#"{{"order_id":"{order}","customer_id":"{order}"}}"#).into_bytes(),
+            metadata: Vec::new(),
+            timestamp: 1_700_000_000_000_000,
+        }
+    }
+
+    fn batch(events: Vec<Event>, at_head: bool) -> Arc<Batch> {
+        Arc::new(Batch { from: Cursor::START, to: Cursor::START, events, at_head })
+    }
+
+    /// An `OrderCreated` makes order_summary read the order's lines once; the SDK caches the
+    /// answer, so a second one of the same order reads again only on a fresh instance.
+    #[tokio::test]
+    async fn the_instance_is_renewed_when_a_batch_at_the_head_follows_catch_up() {
+        let projector = Runtime::new()
+            .unwrap()
+            .load(&std::fs::read(refract_projection_artifacts::ORDER_SUMMARY).unwrap())
+            .unwrap();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let rows = Box::new(CountedRows(reads.clone()));
+        let guest = Guest::spawn(projector, "order_summary", Limits::default(), rows).await.unwrap();
+        let reads_of = |events: Vec<Event>, at_head| {
+            let guest = &guest;
+            let reads = reads.clone();
+            async move {
+                let before = reads.load(Ordering::Relaxed);
+                let ops = guest.apply(batch(events, at_head), None).await.unwrap().unwrap();
+                assert!(!ops.is_empty());
+                reads.load(Ordering::Relaxed) - before
+            }
+        };
+        assert_eq!(reads_of(vec![created(1, 1)], true).await, 1);
+        assert_eq!(reads_of(vec![created(2, 1)], true).await, 0, "live without catch-up: the cache stays");
+        assert_eq!(reads_of(vec![created(3, 1), created(4, 2)], false).await, 1, "catch-up keeps the cache");
+        // The first batch at the head after catch-up is applied by the grown instance, which
+        // is then replaced: the next batch reads order 1 again.
+        assert_eq!(reads_of(vec![created(5, 2)], true).await, 0);
+        assert_eq!(reads_of(vec![created(6, 1)], true).await, 1, "a fresh instance has an empty cache");
+        assert_eq!(reads_of(vec![created(7, 1)], true).await, 0, "and renews only once");
     }
 }

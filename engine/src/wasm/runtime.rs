@@ -192,13 +192,14 @@ impl Projector {
         store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
         store.set_hostcall_fuel(limits.max_result_bytes);
         let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits))?;
-        Ok(Instance { store, bindings, limits: limits.clone() })
+        Ok(Instance { projector: self.clone(), store, bindings, limits: limits.clone() })
     }
 }
 
 /// One live instance of a projection: its own store and memory. Calls are synchronous and
 /// block the calling thread; run them on a thread of their own, not on an async worker.
 pub struct Instance {
+    projector: Projector,
     store: Store<HostState>,
     bindings: ProjectorBindings,
     limits: Limits,
@@ -214,6 +215,15 @@ impl Instance {
         let result = result.map_err(|e| self.store.data().explain(e));
         self.store.data().end_call();
         result
+    }
+
+    /// A fresh instance of the same component in place of this one, reading rows from the
+    /// same source: the guest's linear memory, which never shrinks while an instance lives,
+    /// is given back, and with it whatever the projection kept there (its row cache).
+    pub fn renew(self) -> Result<Instance, WasmError> {
+        let Instance { projector, store, limits, .. } = self;
+        let state = store.into_data();
+        projector.instantiate(&state.projection, &limits, state.rows)
     }
 
     /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
