@@ -307,3 +307,24 @@ async fn lost_connections_are_reopened_and_tailing_resumes_from_the_checkpoints(
     assert!(engine.log().contains("restarting from its checkpoint"), "{}", engine.log());
     Ok(())
 }
+
+/// Roles belong to the whole cluster, databases do not: a database dropped with its
+/// projections' roles left behind (as `DROP DATABASE` leaves them) and created again under the
+/// same name runs the same projections again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_dropped_and_created_again_runs_its_projections_again() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 50, 1)?;
+    let (_dir, mut engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
+    wait_caught_up(&db.connect().await?, &BOTH, PATIENCE, &engine).await?;
+    engine.stop()?;
+
+    db.drop_and_create_again().await?;
+    refract::migrate::migrate(&mut db.connect().await?, "public").await?;
+    generate(&db, 50, 2)?;
+    let (_dir, engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY, REVENUE_BY_DAY], &[])?;
+    wait_caught_up(&db.connect().await?, &BOTH, PATIENCE, &engine).await?;
+    assert_read_models_exact(&db).await?;
+    assert!(!engine.log().contains("ERROR"), "{}", engine.log());
+    Ok(())
+}

@@ -516,9 +516,20 @@ async fn create_role(tx: &Transaction<'_>, store: &str, schema: &str) -> Result<
     let (role, schema_ident) = (quote_ident(&name), quote_ident(schema));
     // Grants on the same object (the store schema, the functions) from concurrent transactions
     // fail ("tuple concurrently updated"): role creation is serialized.
+    tx.batch_execute("SELECT pg_advisory_xact_lock(hashtextextended('refract.roles', 0))").await?;
+    // A role of this name that this store does not record was left behind by a database of the
+    // same name that was dropped (a role outlives the databases it had rights in, and
+    // `DROP DATABASE` does not drop it): take it over, with its attributes reset, rather than
+    // fail on every database created again under that name.
+    let left_behind: bool =
+        tx.query_one("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[&name]).await?.get(0);
+    let verb = if left_behind { "ALTER" } else { "CREATE" };
+    if left_behind {
+        tracing::warn!(role = %name, "taking over a role left behind by a dropped database of the same name");
+    }
     tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('refract.roles', 0));
-         CREATE ROLE {role} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {password};
+        "{verb} ROLE {role} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+             PASSWORD {password};
          GRANT {role} TO CURRENT_USER;
          ALTER SCHEMA {schema_ident} OWNER TO {role};
          GRANT USAGE ON SCHEMA {store} TO {role};

@@ -62,6 +62,16 @@ impl TestDb {
         &self.name
     }
 
+    /// Drops the database as `DROP DATABASE` does, leaving the roles the engine created for its
+    /// projections behind, and creates an empty one under the same name.
+    pub async fn drop_and_create_again(&self) -> anyhow::Result<()> {
+        let admin = refract::db::connect(&self.admin_url).await?;
+        // Two statements: DROP DATABASE cannot run inside the implicit transaction of one.
+        admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", self.name)).await?;
+        Ok(())
+    }
+
     /// A new connection to the database.
     pub async fn connect(&self) -> anyhow::Result<Client> {
         Ok(refract::db::connect(&self.url).await?)
