@@ -122,7 +122,8 @@ mod malloc {
     /// Arenas: one per core of a small machine; the engine's threads wait on the database
     /// and on guests far more than they allocate.
     const ARENAS: c_int = 2;
-    /// How often the free pages of every arena go back to the system.
+    /// How often the free pages of every arena go back to the system (and whenever the engine
+    /// signals that it freed a lot, see `refract::memory`).
     const TRIM_EVERY: Duration = Duration::from_secs(5);
 
     #[allow(unsafe_code)]
@@ -143,7 +144,8 @@ mod malloc {
         }
         let trimmer = std::thread::Builder::new().name("refract-malloc-trim".into()).spawn(|| {
             loop {
-                std::thread::sleep(TRIM_EVERY);
+                // Every few seconds, and at once when the engine says it freed a lot.
+                refract::memory::wait_freed(TRIM_EVERY);
                 // SAFETY: malloc_trim takes the allocator's own locks; it releases free
                 // pages only, never memory in use.
                 #[allow(unsafe_code)]

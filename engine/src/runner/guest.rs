@@ -85,6 +85,10 @@ impl Guest {
                         };
                         grown = false;
                         tracing::debug!("caught up: instance renewed");
+                        let _ = call.reply.send(result);
+                        // The host side freed its catch-up batches too.
+                        crate::memory::freed();
+                        continue;
                     }
                     let _ = call.reply.send(result);
                 }
@@ -144,10 +148,8 @@ mod tests {
     /// answer, so a second one of the same order reads again only on a fresh instance.
     #[tokio::test]
     async fn the_instance_is_renewed_when_a_batch_at_the_head_follows_catch_up() {
-        let projector = Runtime::new()
-            .unwrap()
-            .load(&std::fs::read(refract_projection_artifacts::ORDER_SUMMARY).unwrap())
-            .unwrap();
+        let projector =
+            Runtime::new().unwrap().load(&std::fs::read(refract_projection_artifacts::ORDER_SUMMARY).unwrap()).unwrap();
         let reads = Arc::new(AtomicUsize::new(0));
         let rows = Box::new(CountedRows(reads.clone()));
         let guest = Guest::spawn(projector, "order_summary", Limits::default(), rows).await.unwrap();
