@@ -7,9 +7,10 @@ use crate::{Error, Event, State};
 ///
 /// A cached row of a few columns takes about half a kilobyte of the instance's memory, and a
 /// WebAssembly instance never gives memory back: the most the cache ever held stays resident
-/// for the life of the instance. 16 384 rows per table keep that to about 8 MiB however long
-/// the log, while still holding every row read again within the last 8 192 to 16 384 distinct
-/// rows read or written (the open orders of a shop, say).
+/// until the engine replaces the instance (it does so once a projection catches up with the
+/// log). 16 384 rows per table keep that to about 8 MiB however long the log, while still
+/// holding every row read again within the last 8 192 to 16 384 distinct rows read or written
+/// (the open orders of a shop, say).
 pub const DEFAULT_CACHE_ROWS: usize = 16_384;
 
 /// A projection: a read model computed from events, one event at a time.
