@@ -12,6 +12,10 @@ use super::bindings::types::{Description, Event, Op, ProjectionError};
 use super::bindings::{ProjectorBindings, ProjectorBindingsPre, v0_1_0};
 use super::host::{HostState, RowSource};
 
+/// Set to `perfmap` to have `perf` name the functions of the guests' compiled code (see the
+/// README's "Performance" section).
+pub const PROFILER_ENV: &str = "REFRACT_WASM_PROFILER";
+
 /// How often the epoch advances; batch deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -131,6 +135,10 @@ impl Runtime {
     pub fn with_cache(cache_dir: Option<&Path>) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        if std::env::var_os(PROFILER_ENV).is_some_and(|value| value == "perfmap") {
+            // Names the guests' compiled functions for `perf` (in /tmp/perf-<pid>.map).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let cache = match cache_dir {
             Some(dir) => {
                 let mut settings = wasmtime::CacheConfig::new();
