@@ -4,7 +4,7 @@ mod plan;
 mod tables;
 mod value;
 
-pub use plan::{Param, PlanError, Statement, canonical, plan};
+pub use plan::{Param, PlanError, Statement, canonical, plan, plan_with_new_rows};
 pub use tables::{Tables, quote_ident};
 pub use value::{ValueError, to_text};
 

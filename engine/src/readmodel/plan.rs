@@ -133,8 +133,33 @@ pub enum PlanError {
 /// What makes two upserts or deletes mergeable into one statement.
 #[derive(Debug, PartialEq, Eq)]
 enum Shape {
-    Upsert { table: String, key: Vec<String>, columns: Vec<(String, MergeRule)> },
-    Delete { table: String, key: Vec<String> },
+    Upsert {
+        table: String,
+        key: Vec<String>,
+        columns: Vec<(String, MergeRule)>,
+    },
+    /// Upserts of rows known not to exist: inserted, without looking for them first.
+    Insert {
+        table: String,
+        key: Vec<String>,
+        columns: Vec<String>,
+    },
+    Delete {
+        table: String,
+        key: Vec<String>,
+    },
+}
+
+impl Shape {
+    /// This upsert as an insert, when `new` says its row does not exist.
+    fn inserting(self, new: bool) -> Shape {
+        match self {
+            Shape::Upsert { table, key, columns } if new => {
+                Shape::Insert { table, key, columns: columns.into_iter().map(|(name, _)| name).collect() }
+            }
+            shape => shape,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +188,16 @@ struct Run {
 
 /// Plans the statements that apply `ops` to the tables in `tables`, in order.
 pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
+    plan_with_new_rows(tables, ops, &[])
+}
+
+/// [`plan`], knowing that the row of upsert `ops[i]` did not exist before the batch where
+/// `new[i]` is true (missing entries: false). Such a row's first write in the batch is a plain
+/// `INSERT`, which PostgreSQL does without probing the table for the row first: a row that
+/// exists after all fails the batch with a unique violation instead of being overwritten. Raw
+/// SQL statements in `ops` may write any row, so with one of them nothing counts as new.
+pub fn plan_with_new_rows(tables: &Tables, ops: &[Op], new: &[bool]) -> Result<Vec<Statement>, PlanError> {
+    let new = if ops.iter().any(|op| matches!(op, Op::Sql(_))) { &[] } else { new };
     let mut statements = Vec::new();
     let mut segment = Segment::default();
     for (index, op) in ops.iter().enumerate() {
@@ -181,7 +216,7 @@ pub fn plan(tables: &Tables, ops: &[Op]) -> Result<Vec<Statement>, PlanError> {
             // other's order: only consecutive writes of one shape are gathered.
             segment.flush(tables, &mut statements);
         }
-        segment.add(tables, shape, values);
+        segment.add(tables, shape, values, new.get(index).copied().unwrap_or(false));
     }
     segment.flush(tables, &mut statements);
     Ok(statements)
@@ -264,9 +299,12 @@ struct Segment {
 }
 
 impl Segment {
-    fn add(&mut self, tables: &Tables, shape: Shape, values: Vec<Option<String>>) {
+    /// Adds a write of `shape` with `values`; `new`: its row did not exist before the batch.
+    fn add(&mut self, tables: &Tables, shape: Shape, values: Vec<Option<String>>, new: bool) {
         let (table, key) = match &shape {
-            Shape::Upsert { table, key, .. } | Shape::Delete { table, key } => (table.clone(), key),
+            Shape::Upsert { table, key, .. } | Shape::Insert { table, key, .. } | Shape::Delete { table, key } => {
+                (table.clone(), key)
+            }
         };
         let identity: Vec<Option<String>> = key
             .iter()
@@ -276,6 +314,8 @@ impl Segment {
         let seen = self.writes.entry((table, identity)).or_insert(0);
         let layer = *seen;
         *seen += 1;
+        // Only the row's first write in the batch finds it absent.
+        let shape = shape.inserting(new && layer == 0);
         if self.layers.len() <= layer {
             self.layers.push(Vec::new());
         }
@@ -391,6 +431,16 @@ impl Run {
                 let names: Vec<&str> = key.iter().map(String::as_str).collect();
                 format!(
                     "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
+                    t = quote_ident(table),
+                    cols = column_list(&names),
+                    casts = casts(tables, table, &names),
+                    unnest = unnest(&names),
+                )
+            }
+            Shape::Insert { table, key, columns } => {
+                let names: Vec<&str> = key.iter().chain(columns).map(String::as_str).collect();
+                format!(
+                    "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest}",
                     t = quote_ident(table),
                     cols = column_list(&names),
                     casts = casts(tables, table, &names),
@@ -578,6 +628,34 @@ mod tests {
         assert_eq!(kinds, [("WITH u", 2), ("WITH u", 1), ("WITH u", 1), ("DELETE", 1)]);
         assert!(statements[1].sql.contains("SET \"n\" = COALESCE(t.\"n\", u.c1)"));
         assert_eq!(statements[2].params[0], Param::Column(vec![to_text(&id(1).value).unwrap()]));
+    }
+
+    #[test]
+    fn a_new_rows_first_write_is_an_insert_and_its_later_ones_upserts() {
+        let ops = vec![upsert(1, Merge::Add), upsert(2, Merge::Add), upsert(1, Merge::Add), upsert(3, Merge::Add)];
+        let statements = plan_with_new_rows(&tables(), &ops, &[true, false, true]).unwrap();
+        let rows = |s: &Statement| match &s.params[0] {
+            Param::Column(c) => c.clone(),
+            Param::Scalar(_) => unreachable!("upserts bind arrays"),
+        };
+        let text = |n| to_text(&id(n).value).unwrap();
+        assert_eq!(statements.len(), 3, "{statements:#?}");
+        assert_eq!(
+            statements[0].sql,
+            "INSERT INTO \"proj\".\"totals\" (\"id\", \"n\") SELECT u.c0::uuid, u.c1::integer \
+             FROM unnest($1::text[], $2::text[]) AS u(c0, c1)"
+        );
+        assert_eq!(rows(&statements[0]), vec![text(1)]);
+        // Row 2 may exist; row 3 has no entry in `new`; row 1's second write finds it written.
+        assert!(statements[1].sql.starts_with("WITH u"));
+        assert_eq!(rows(&statements[1]), vec![text(2), text(3)]);
+        assert!(statements[2].sql.starts_with("WITH u"));
+        assert_eq!(rows(&statements[2]), vec![text(1)]);
+        // A raw statement may write any row: nothing is new then.
+        let raw =
+            Op::Sql(SqlStatement { sql: "INSERT INTO totals (id) VALUES (gen_random_uuid())".into(), params: vec![] });
+        let statements = plan_with_new_rows(&tables(), &[raw, upsert(1, Merge::Add)], &[false, true]).unwrap();
+        assert!(statements.iter().all(|s| !s.sql.starts_with("INSERT INTO \"proj\"")), "{statements:#?}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use super::rows::DbRows;
 use super::status::{LastError, State, StatusBoard};
 use super::writer::{Destination, Job, Stopped, WriteError, Writer};
 use super::written::WrittenKeys;
-use crate::readmodel::{Tables, plan, quote_ident};
+use crate::readmodel::{Tables, plan_with_new_rows, quote_ident};
 use crate::wasm::WasmError;
 use crate::wasm::types::{Event, Op};
 
@@ -423,8 +423,15 @@ impl Stages<'_> {
                 Err(error) => return Ok(Halt::Failed(error)),
             };
             let applied = started.elapsed();
-            // Before the batch commits: the guest may read while it does (see `WrittenKeys::record`).
-            self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&ops);
+            let new = {
+                let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Rows never written before this batch are inserted without looking for them.
+                let new = ops.iter().map(|op| matches!(op, Op::Upsert(u) if !written.may_exist(&u.table, &u.key)));
+                let new: Vec<bool> = new.collect();
+                // Before the batch commits: the guest may read while it does (see `WrittenKeys::record`).
+                written.record(&ops);
+                new
+            };
             let range = (batch.from, batch.to);
             if !loaded.settings.allow_sql
                 && let Some(index) = ops.iter().position(|op| matches!(op, Op::Sql(_)))
@@ -440,7 +447,7 @@ impl Stages<'_> {
                 ));
                 return Ok(Halt::Failed(batch_error(range, refusal)));
             }
-            let statements = match plan(self.tables, &ops) {
+            let statements = match plan_with_new_rows(self.tables, &ops, &new) {
                 Ok(statements) => dead.with(statements, &self.ctx.store_schema, schema, loaded.name()),
                 Err(error) => return Ok(Halt::Failed(batch_error(range, error))),
             };
