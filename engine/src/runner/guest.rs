@@ -25,8 +25,8 @@ struct Call {
 /// A handle to an instance running on its own thread. Dropping it ends the thread once the
 /// current call returns.
 ///
-/// When a batch at the head of the log follows batches of catch-up, the thread replaces the
-/// instance with a fresh one before it replies (see [`Instance::renew`]).
+/// When the instance started behind the head of the log, the thread replaces it with a fresh
+/// one once it applies its first batch at the head, before it replies (see [`Instance::renew`]).
 ///
 /// [`Instance::renew`]: crate::wasm::Instance::renew
 pub struct Guest {
@@ -59,9 +59,10 @@ impl Guest {
                     }
                 };
                 let _ = ready.send(Ok(()));
-                // Whether the instance has applied a batch of catch-up (one that filled the batch
-                // size) and so holds the memory of the largest batches in its linear memory.
-                let mut grown = false;
+                // Whether the instance started behind the head (its first batch filled the batch
+                // size) and has not reached the head yet: it then holds the memory of catch-up's
+                // largest batches. `None` before the first batch.
+                let mut catching_up = None;
                 while let Ok(call) = incoming.recv() {
                     let events = call.selected.as_deref().unwrap_or(&call.batch.events);
                     let result = instance.apply(events);
@@ -70,11 +71,12 @@ impl Guest {
                         let _ = call.reply.send(result);
                         break;
                     }
-                    grown |= !call.batch.at_head;
-                    if grown && call.batch.at_head {
-                        // Caught up: live batches are small, and a live projection should not
-                        // keep the memory of catch-up. The fresh instance reads the rows it
-                        // needs back from the database.
+                    // Caught up: live batches are small, and a live projection should not keep
+                    // the memory of catch-up. The fresh instance reads the rows it needs back
+                    // from the database. Only once: falling behind for a moment while live (a
+                    // burst of appends) keeps the warm cache, which is worth more than the memory.
+                    let renewing = *catching_up.get_or_insert(!call.batch.at_head) && call.batch.at_head;
+                    if renewing {
                         instance = match instance.renew() {
                             Ok(fresh) => fresh,
                             Err(error) => {
@@ -83,14 +85,14 @@ impl Guest {
                                 break;
                             }
                         };
-                        grown = false;
+                        catching_up = Some(false);
                         tracing::debug!("caught up: instance renewed");
-                        let _ = call.reply.send(result);
-                        // The host side freed its catch-up batches too.
-                        crate::memory::freed();
-                        continue;
                     }
                     let _ = call.reply.send(result);
+                    if renewing {
+                        // The host side has freed its catch-up batches too.
+                        crate::memory::freed();
+                    }
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the guest thread: {e}")))?;
@@ -147,7 +149,7 @@ mod tests {
     /// An `OrderCreated` makes order_summary read the order's lines once; the SDK caches the
     /// answer, so a second one of the same order reads again only on a fresh instance.
     #[tokio::test]
-    async fn the_instance_is_renewed_when_a_batch_at_the_head_follows_catch_up() {
+    async fn an_instance_that_started_behind_is_renewed_once_it_reaches_the_head() {
         let projector =
             Runtime::new().unwrap().load(&std::fs::read(refract_projection_artifacts::ORDER_SUMMARY).unwrap()).unwrap();
         let reads = Arc::new(AtomicUsize::new(0));
@@ -163,13 +165,16 @@ mod tests {
                 reads.load(Ordering::Relaxed) - before
             }
         };
-        assert_eq!(reads_of(vec![created(1, 1)], true).await, 1);
-        assert_eq!(reads_of(vec![created(2, 1)], true).await, 0, "live without catch-up: the cache stays");
-        assert_eq!(reads_of(vec![created(3, 1), created(4, 2)], false).await, 1, "catch-up keeps the cache");
-        // The first batch at the head after catch-up is applied by the grown instance, which
-        // is then replaced: the next batch reads order 1 again.
-        assert_eq!(reads_of(vec![created(5, 2)], true).await, 0);
-        assert_eq!(reads_of(vec![created(6, 1)], true).await, 1, "a fresh instance has an empty cache");
-        assert_eq!(reads_of(vec![created(7, 1)], true).await, 0, "and renews only once");
+        // The instance starts behind the head.
+        assert_eq!(reads_of(vec![created(1, 1), created(2, 2)], false).await, 2);
+        assert_eq!(reads_of(vec![created(3, 1)], false).await, 0, "catch-up keeps the cache");
+        // The first batch at the head is applied by the grown instance, which is then replaced.
+        assert_eq!(reads_of(vec![created(4, 2)], true).await, 0);
+        assert_eq!(reads_of(vec![created(5, 1)], true).await, 1, "a fresh instance has an empty cache");
+        assert_eq!(reads_of(vec![created(6, 1)], true).await, 0, "live: the cache stays");
+        // Behind again for a moment while live, then back at the head: the warm cache stays.
+        assert_eq!(reads_of(vec![created(7, 1)], false).await, 0);
+        assert_eq!(reads_of(vec![created(8, 1)], true).await, 0);
+        assert_eq!(reads_of(vec![created(9, 1)], true).await, 0, "renewed only once, after the first catch-up");
     }
 }
