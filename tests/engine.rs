@@ -328,3 +328,35 @@ async fn a_database_dropped_and_created_again_runs_its_projections_again() -> an
     assert!(!engine.log().contains("ERROR"), "{}", engine.log());
     Ok(())
 }
+
+/// A role left behind under the name a projection's role would take, but given rights Refract
+/// never gives its roles, is not taken over: the projection fails with a message naming it, and
+/// the role keeps its rights.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_privileged_role_in_the_way_is_refused_not_taken_over() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    generate(&db, 10, 1)?;
+    let (_dir, mut engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
+    wait_caught_up(&db.connect().await?, &["order_summary"], PATIENCE, &engine).await?;
+    engine.stop()?;
+    let role: String = db.connect().await?.query_one("SELECT role_name FROM refract_roles", &[]).await?.get(0);
+
+    db.drop_and_create_again().await?;
+    let client = db.connect().await?;
+    client.batch_execute(&format!("ALTER ROLE {role} SUPERUSER")).await?;
+    refract::migrate::migrate(&mut db.connect().await?, "public").await?;
+    let (_dir, mut engine) = start_over(BIN, db.url(), &[ORDER_SUMMARY], &[])?;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !engine.log().contains("will not take it over") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    engine.stop()?;
+    let still_superuser: bool =
+        client.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role]).await?.get(0);
+    // Not recorded in the new database, so the test database's cleanup would not drop it.
+    client.batch_execute(&format!("DROP ROLE {role}")).await?;
+    let log = engine.log();
+    assert!(log.contains(&format!("role \"{role}\" exists with superuser")), "{log}");
+    assert!(still_superuser);
+    Ok(())
+}

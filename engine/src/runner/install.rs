@@ -43,6 +43,13 @@ pub enum InstallError {
     /// The version being built was dropped (by `refract drop`, or replaced by a newer build).
     #[error("version {0} no longer exists")]
     Gone(String),
+    /// A role of the name the version's role would have exists with rights Refract never
+    /// gives its roles, so it was not left behind by Refract.
+    #[error(
+        "role {0:?} exists with superuser, replication or row-security bypass rights; Refract will not take it \
+         over as a projection's role: drop or rename it"
+    )]
+    PrivilegedRole(String),
     /// Anything else the database said.
     #[error("{}", crate::db::describe(.0))]
     Db(#[from] tokio_postgres::Error),
@@ -519,17 +526,20 @@ async fn create_role(tx: &Transaction<'_>, store: &str, schema: &str) -> Result<
     tx.batch_execute("SELECT pg_advisory_xact_lock(hashtextextended('refract.roles', 0))").await?;
     // A role of this name that this store does not record was left behind by a database of the
     // same name that was dropped (a role outlives the databases it had rights in, and
-    // `DROP DATABASE` does not drop it): take it over, with its attributes reset, rather than
-    // fail on every database created again under that name.
-    let left_behind: bool =
-        tx.query_one("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[&name]).await?.get(0);
-    let verb = if left_behind { "ALTER" } else { "CREATE" };
-    if left_behind {
-        tracing::warn!(role = %name, "taking over a role left behind by a dropped database of the same name");
-    }
+    // `DROP DATABASE` does not drop it): take it over, with a new password, rather than fail on
+    // every database created again under that name.
+    let privileged = "SELECT rolsuper OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = $1";
+    // Only a superuser may change those three attributes, so they are checked, not reset.
+    let verb = match tx.query_opt(privileged, &[&name]).await?.map(|row| row.get::<_, bool>(0)) {
+        None => "CREATE",
+        Some(false) => {
+            tracing::warn!(role = %name, "taking over a role left behind by a dropped database of the same name");
+            "ALTER"
+        }
+        Some(true) => return Err(InstallError::PrivilegedRole(name)),
+    };
     tx.batch_execute(&format!(
-        "{verb} ROLE {role} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-             PASSWORD {password};
+        "{verb} ROLE {role} LOGIN NOINHERIT NOCREATEDB NOCREATEROLE PASSWORD {password};
          GRANT {role} TO CURRENT_USER;
          ALTER SCHEMA {schema_ident} OWNER TO {role};
          GRANT USAGE ON SCHEMA {store} TO {role};
