@@ -429,23 +429,11 @@ impl Run {
         let sql = match &self.shape {
             Shape::Upsert { table, key, columns } if columns.is_empty() => {
                 let names: Vec<&str> = key.iter().map(String::as_str).collect();
-                format!(
-                    "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest} ON CONFLICT DO NOTHING",
-                    t = quote_ident(table),
-                    cols = column_list(&names),
-                    casts = casts(tables, table, &names),
-                    unnest = unnest(&names),
-                )
+                insert(tables, table, &names, " ON CONFLICT DO NOTHING")
             }
             Shape::Insert { table, key, columns } => {
                 let names: Vec<&str> = key.iter().chain(columns).map(String::as_str).collect();
-                format!(
-                    "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest}",
-                    t = quote_ident(table),
-                    cols = column_list(&names),
-                    casts = casts(tables, table, &names),
-                    unnest = unnest(&names),
-                )
+                insert(tables, table, &names, "")
             }
             Shape::Upsert { table, key, columns } => {
                 // UPDATE the rows that exist, then INSERT the others, in one statement. Not
@@ -537,6 +525,19 @@ pub fn canonical(sql_type: &str, text: &Option<String>) -> Option<String> {
 }
 
 /// `"a", "b", …`: the quoted column names.
+/// `INSERT` into `table` of the rows of the columns `names` bound as arrays, then `conflict`
+/// (an `ON CONFLICT` clause, or nothing).
+fn insert(tables: &Tables, table: &str, names: &[&str], conflict: &str) -> String {
+    format!(
+        "INSERT INTO {schema}.{t} ({cols}) SELECT {casts} FROM {unnest}{conflict}",
+        schema = quote_ident(tables.schema()),
+        t = quote_ident(table),
+        cols = column_list(names),
+        casts = casts(tables, table, names),
+        unnest = unnest(names),
+    )
+}
+
 fn column_list(names: &[&str]) -> String {
     names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ")
 }
