@@ -451,6 +451,29 @@ async fn wait_for_schema(client: &Client, schema: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A log whose events fill the last batch exactly: that batch reaches the head and says so, and
+/// the rebuild ends (it used to wait for events that never came).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_whose_last_batch_is_full_ends() -> anyhow::Result<()> {
+    let (db, dir, engine, client) = serving(&[ORDER_SUMMARY], 150, 12).await?;
+    drop(engine);
+    let events: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE split_part(stream_id, '-', 1) = 'order'", &[])
+        .await?
+        .get(0);
+    std::fs::write(dir.path().join("order_summary.toml"), format!("batch_size = {events}\n"))?;
+    let projections = dir.path().to_str().context("path")?;
+    let rebuilt = tokio::process::Command::new(BIN)
+        .args(["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(PATIENCE, rebuilt).await.context("the rebuild did not end")??;
+    ensure!(out.status.success(), "the rebuild failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(schema_exists(&client, "order_summary__2").await?);
+    assert_order_summary_exact(&client).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_of_a_projection_never_installed_builds_its_first_version() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;

@@ -210,7 +210,10 @@ impl LogReader {
                 break (cut, spans.disordered());
             }
         };
-        let at_head = !full && barrier.is_none();
+        // A full read may still have reached the head: its last event is the last one below
+        // the horizon. Nothing more can come until new events do, so it says so now (a log
+        // whose length is a multiple of the batch size would otherwise never report the head).
+        let at_head = barrier.is_none() && (!full || head.is_some_and(|head| to >= head));
         let to = match head {
             Some(head) if at_head => to.max(head),
             _ => to,
