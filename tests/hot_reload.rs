@@ -462,15 +462,33 @@ async fn a_rebuild_whose_last_batch_is_full_ends() -> anyhow::Result<()> {
         .await?
         .get(0);
     std::fs::write(dir.path().join("order_summary.toml"), format!("batch_size = {events}\n"))?;
-    let projections = dir.path().to_str().context("path")?;
+    rebuild_in_time(db.url(), dir.path()).await?;
+    assert!(schema_exists(&client, "order_summary__2").await?);
+    assert_order_summary_exact(&client).await?;
+    Ok(())
+}
+
+/// An empty log: the build stands at the head from the start, is told so, and ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_over_an_empty_log_ends() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let dir = refract_test_harness::engine::projections_dir(&[ORDER_SUMMARY])?;
+    rebuild_in_time(db.url(), dir.path()).await?;
+    let client = db.connect().await?;
+    let rows: i64 = client.query_one("SELECT count(*) FROM order_summary.order_summary", &[]).await?.get(0);
+    assert_eq!(rows, 0);
+    Ok(())
+}
+
+/// `refract rebuild order_summary`, failing when it does not end within [`PATIENCE`].
+async fn rebuild_in_time(url: &str, projections: &std::path::Path) -> anyhow::Result<()> {
+    let projections = projections.to_str().context("path")?;
     let rebuilt = tokio::process::Command::new(BIN)
-        .args(["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])
+        .args(["rebuild", "order_summary", "--database-url", url, "--projections", projections])
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(PATIENCE, rebuilt).await.context("the rebuild did not end")??;
     ensure!(out.status.success(), "the rebuild failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(schema_exists(&client, "order_summary__2").await?);
-    assert_order_summary_exact(&client).await?;
     Ok(())
 }
 

@@ -46,6 +46,8 @@ struct Member {
     /// queued for it).
     cursor: Cursor,
     batches: mpsc::Sender<Arc<Batch>>,
+    /// Whether the last batch sent to it reached the head.
+    at_head: bool,
 }
 
 /// How the coordinator waits for new events.
@@ -118,7 +120,7 @@ impl Coordinator {
     fn handle(&mut self, message: Control) {
         match message {
             Control::Join { name, subscription, batch_size, cursor, batches } => {
-                self.members.insert(name, Member { subscription, batch_size, cursor, batches });
+                self.members.insert(name, Member { subscription, batch_size, cursor, batches, at_head: false });
             }
             Control::Leave { name } => {
                 self.members.remove(&name);
@@ -143,6 +145,14 @@ impl Coordinator {
         let mut progressed = false;
         for (cursor, names) in groups {
             if head.is_none_or(|head| head <= cursor) {
+                // A member that joined at the head (an empty log, a build that reached the head
+                // before a restart) is told so with an empty batch: builds finish on it.
+                for name in names {
+                    let at = Batch { from: cursor, to: cursor, events: Vec::new(), at_head: true };
+                    if !self.members[&name].at_head {
+                        progressed |= self.send(&name, Arc::new(at));
+                    }
+                }
                 continue;
             }
             let members: Vec<&Member> = names.iter().map(|n| &self.members[n]).collect();
@@ -154,16 +164,25 @@ impl Coordinator {
             }
             let batch = Arc::new(batch);
             for name in names {
-                let member = self.members.get_mut(&name).expect("grouped from the members");
-                if member.batches.try_send(batch.clone()).is_ok() {
-                    member.cursor = batch.to;
-                } else {
-                    // The worker went away; it rejoins with its checkpoint when it restarts.
-                    self.members.remove(&name);
-                }
+                self.send(&name, batch.clone());
             }
             progressed = true;
         }
         Ok(progressed)
+    }
+
+    /// Sends `batch` to member `name`; whether it was sent.
+    fn send(&mut self, name: &str, batch: Arc<Batch>) -> bool {
+        let member = self.members.get_mut(name).expect("grouped from the members");
+        let (to, at_head) = (batch.to, batch.at_head);
+        if member.batches.try_send(batch).is_ok() {
+            member.cursor = to;
+            member.at_head = at_head;
+            true
+        } else {
+            // The worker went away; it rejoins with its checkpoint when it restarts.
+            self.members.remove(name);
+            false
+        }
     }
 }
