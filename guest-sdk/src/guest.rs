@@ -25,6 +25,12 @@ pub mod bindings {
 
 pub use export::Guest;
 
+/// The component's allocator: talc, faster than WASI libc's dlmalloc for a projection's many
+/// small allocations (feature `allocator`, on by default).
+#[cfg(feature = "allocator")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 thread_local! {
     /// The instance's state across batches. A component instance runs on one thread.
     static RUNNER: RefCell<Runner> = RefCell::new(Runner::default());

@@ -53,6 +53,10 @@
 //! `crate-type = ["cdylib", "rlib"]` gives the component `target/wasm32-wasip2/release/NAME.wasm`.
 //! `refract new NAME` scaffolds such a crate.
 //!
+//! The SDK makes [talc](https://docs.rs/talc) the component's global allocator (a projection
+//! allocates for every event; talc is faster than WASI libc's dlmalloc). To set an allocator
+//! of your own, depend on the SDK with `default-features = false` (feature `allocator`).
+//!
 //! # Behavior
 //!
 //! - **Batches.** The engine hands a projection the events it subscribes to in batches, in

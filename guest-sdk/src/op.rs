@@ -57,27 +57,30 @@ impl Op {
 }
 
 impl ColumnUpdate {
-    /// The column's value after this update, given its stored value (`None` on insert).
-    pub(crate) fn merged(&self, stored: Option<&Value>) -> Result<Value, Error> {
-        Ok(match (self.merge, stored) {
-            (Merge::Set, _) | (_, None) => self.value.clone(),
-            (Merge::Add, Some(old)) => old.checked_add(&self.value)?,
-            (Merge::KeepIfPresent, Some(Value::Null)) => self.value.clone(),
-            (Merge::KeepIfPresent, Some(old)) => old.clone(),
-        })
+    /// The update as the parts [`upsert_row`] takes.
+    pub(crate) fn parts(&self) -> (&str, &Value, Merge) {
+        (&self.column, &self.value, self.merge)
     }
 }
 
-/// The row after an upsert of `columns` onto `stored` (`None`: the row is inserted, holding
-/// the key's columns and the written ones). This is what the host does in SQL; the SDK
-/// applies it to its cached rows and the testing harness to its tables.
-pub(crate) fn upsert_row(stored: Option<Row>, key: &Key, columns: &[ColumnUpdate]) -> Result<Row, Error> {
+/// The row after an upsert of `columns` (name, value, merge rule) onto `stored` (`None`: the
+/// row is inserted, holding the key's columns and the written ones). This is what the host
+/// does in SQL; the SDK applies it to its cached rows and the testing harness to its tables.
+pub(crate) fn upsert_row<'a>(
+    stored: Option<Row>,
+    key: &Key,
+    columns: impl IntoIterator<Item = (&'a str, &'a Value, Merge)>,
+) -> Result<Row, Error> {
     let inserted = stored.is_none();
     let mut row = stored.unwrap_or_else(|| key.to_row());
-    for update in columns {
-        let old = if inserted { None } else { row.value(&update.column) };
-        let new = update.merged(old)?;
-        row.set(&update.column, new);
+    for (column, value, merge) in columns {
+        let new = match (merge, if inserted { None } else { row.value(column) }) {
+            (Merge::Set, _) | (_, None) => value.clone(),
+            (Merge::Add, Some(old)) => old.checked_add(value)?,
+            (Merge::KeepIfPresent, Some(Value::Null)) => value.clone(),
+            (Merge::KeepIfPresent, Some(old)) => old.clone(),
+        };
+        row.set(column, new);
     }
     Ok(row)
 }
@@ -98,14 +101,14 @@ mod tests {
             update("first", "a", Merge::KeepIfPresent),
             update("last", "a", Merge::Set),
         ];
-        let inserted = upsert_row(None, &key, &columns).unwrap();
+        let inserted = upsert_row(None, &key, columns.iter().map(ColumnUpdate::parts)).unwrap();
         assert_eq!(inserted, Row::new().with("day", 1).with("orders", 1).with("first", "a").with("last", "a"));
         let columns = [
             update("orders", 2, Merge::Add),
             update("first", "b", Merge::KeepIfPresent),
             update("last", "b", Merge::Set),
         ];
-        let updated = upsert_row(Some(inserted), &key, &columns).unwrap();
+        let updated = upsert_row(Some(inserted), &key, columns.iter().map(ColumnUpdate::parts)).unwrap();
         assert_eq!(updated, Row::new().with("day", 1).with("orders", 3).with("first", "a").with("last", "b"));
     }
 }

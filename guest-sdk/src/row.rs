@@ -1,6 +1,7 @@
 //! Rows of read-model tables and their keys.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::value::FromValue;
 use crate::{Error, Value};
@@ -88,22 +89,26 @@ impl FromIterator<(String, Value)> for Row {
 /// Built from a `(column, value)` pair (`("order_id", id)`) or with [`Key::new`] and
 /// [`Key::and`] for a key of several columns. Columns are kept sorted by name, so the order
 /// they are given in does not matter.
+///
+/// Keys are shared, not copied: a clone is a reference count (the SDK keeps each written row's
+/// key in its cache, its list of pending writes and the batch's operations).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    columns: Vec<(String, Value)>,
+    columns: Arc<[(String, Value)]>,
 }
 
 impl Key {
     /// A key of one column.
     pub fn new(column: &str, value: impl Into<Value>) -> Key {
-        Key { columns: vec![(column.to_owned(), value.into())] }
+        Key { columns: Arc::new([(column.to_owned(), value.into())]) }
     }
 
     /// This key with one more column.
-    pub fn and(mut self, column: &str, value: impl Into<Value>) -> Key {
-        let at = self.columns.partition_point(|(name, _)| name.as_str() < column);
-        self.columns.insert(at, (column.to_owned(), value.into()));
-        self
+    pub fn and(self, column: &str, value: impl Into<Value>) -> Key {
+        let mut columns = self.columns.to_vec();
+        let at = columns.partition_point(|(name, _)| name.as_str() < column);
+        columns.insert(at, (column.to_owned(), value.into()));
+        Key { columns: columns.into() }
     }
 
     /// The key's columns and values, sorted by column name.

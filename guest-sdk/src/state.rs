@@ -128,8 +128,7 @@ impl State {
             Known::Present(row) => Some(Some(row)),
         };
         if let Some(stored) = stored {
-            let updates: Vec<ColumnUpdate> = changes.iter().map(|(column, change)| change.to_update(column)).collect();
-            entry.row = Known::Present(upsert_row(stored, &key, &updates)?);
+            entry.row = Known::Present(changed(stored, &key, &changes)?);
         }
         for (column, change) in changes {
             entry.write.combine(column, change)?;
@@ -190,11 +189,8 @@ struct TableCache {
 
 impl TableCache {
     fn entry(&mut self, key: &Key) -> &mut Entry {
-        if !self.hot.contains_key(key) {
-            let entry = self.cold.remove(key).unwrap_or_default();
-            return self.hot.entry(key.clone()).or_insert(entry);
-        }
-        self.hot.get_mut(key).expect("the entry is in `hot`: found just above")
+        let cold = &mut self.cold;
+        self.hot.entry(key.clone()).or_insert_with(|| cold.remove(key).unwrap_or_default())
     }
 
     /// Between batches, where no write is pending: keeps at most `capacity` rows.
@@ -207,6 +203,11 @@ impl TableCache {
             }
         }
     }
+}
+
+/// The row after `changes`, given the stored one (`None`: the row is inserted).
+fn changed(stored: Option<Row>, key: &Key, changes: &[(String, Change)]) -> Result<Row, Error> {
+    upsert_row(stored, key, changes.iter().map(|(column, change)| change.parts(column)))
 }
 
 /// What the SDK knows about one row.
@@ -248,12 +249,11 @@ impl Change {
         ColumnUpdate { column, value, merge }
     }
 
-    fn to_update(&self, column: &str) -> ColumnUpdate {
-        let (value, merge) = match self {
-            Change::Set(value) => (value, Merge::Set),
-            Change::Add(value) => (value, Merge::Add),
-        };
-        ColumnUpdate { column: column.to_owned(), value: value.clone(), merge }
+    fn parts<'a>(&'a self, column: &'a str) -> (&'a str, &'a Value, Merge) {
+        match self {
+            Change::Set(value) => (column, value, Merge::Set),
+            Change::Add(value) => (column, value, Merge::Add),
+        }
     }
 }
 
@@ -283,8 +283,7 @@ impl Write {
         if self.changes.is_empty() {
             return Ok(base.map_or(Known::Absent, Known::Present));
         }
-        let updates: Vec<ColumnUpdate> = self.changes.iter().map(|(column, change)| change.to_update(column)).collect();
-        upsert_row(base, key, &updates).map(Known::Present)
+        changed(base, key, &self.changes).map(Known::Present)
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-use crate::op::upsert_row;
+use crate::op::{ColumnUpdate, upsert_row};
 use crate::runner::Runner;
 use crate::state::RowSource;
 use crate::{Description, Event, Key, Op, Projection, ProjectionError, Row};
@@ -116,7 +116,14 @@ impl<P: Projection> Harness<P> {
                 Op::Upsert { table, key, columns } => {
                     let slot = (table.clone(), key.clone());
                     let stored = changed.get(&slot).cloned().unwrap_or_else(|| rows.get(key).cloned());
-                    (table, key, Some(upsert_row(stored, key, columns).map_err(|error| refused(error.to_string()))?))
+                    (
+                        table,
+                        key,
+                        Some(
+                            upsert_row(stored, key, columns.iter().map(ColumnUpdate::parts))
+                                .map_err(|error| refused(error.to_string()))?,
+                        ),
+                    )
                 }
             };
             changed.insert((table.clone(), key.clone()), row);

@@ -46,14 +46,19 @@ impl Lines {
         if item.price < Cents::ZERO {
             return Err(Error::msg(format!("price {} is negative", item.price)));
         }
-        let mut lines = self.clone();
-        let line = lines.0.entry(item.product_id).or_insert(Line { quantity: 0, unit_price: item.price });
-        line.quantity =
+        let line = self.0.get(&item.product_id).copied().unwrap_or(Line { quantity: 0, unit_price: item.price });
+        let quantity =
             line.quantity.checked_add(item.quantity).ok_or_else(|| Error::msg("the line's quantity overflows"))?;
-        if lines.total()? > MAX_TOTAL {
-            return Err(Error::msg(format!("the order's total exceeds numeric(12,2): {}", lines.total()?)));
+        let line = Line { quantity, ..line };
+        // The total with this line changed, checked before anything is.
+        let mut others = self.0.iter().filter(|(product_id, _)| **product_id != item.product_id);
+        let total = others.try_fold(line.unit_price.checked_mul(line.quantity)?, |total, (_, other)| {
+            total.checked_add(other.unit_price.checked_mul(other.quantity)?)
+        })?;
+        if total > MAX_TOTAL {
+            return Err(Error::msg(format!("the order's total exceeds numeric(12,2): {total}")));
         }
-        *self = lines;
+        self.0.insert(item.product_id, line);
         Ok(())
     }
 
