@@ -105,16 +105,32 @@ impl Decimal {
 }
 
 impl fmt::Display for Decimal {
+    /// `-12.30`: at least one digit before the point, exactly `scale` after it. Written from a
+    /// buffer on the stack: a projection formats a value for every amount it stores.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.units < 0 { "-" } else { "" };
-        let digits = self.units.unsigned_abs().to_string();
+        // The digits of |i128::MIN| (39), right-aligned after enough zeros for any scale.
+        let mut digits = [b'0'; 40 + MAX_SCALE as usize];
         let scale = self.scale as usize;
-        if scale == 0 {
-            return write!(f, "{sign}{digits}");
+        debug_assert!(scale <= MAX_SCALE as usize, "every decimal keeps its scale within MAX_SCALE");
+        let mut start = digits.len();
+        let mut units = self.units.unsigned_abs();
+        while units > 0 {
+            start -= 1;
+            digits[start] = b'0' + (units % 10) as u8;
+            units /= 10;
         }
-        let digits = format!("{digits:0>width$}", width = scale + 1);
-        let (whole, fraction) = digits.split_at(digits.len() - scale);
-        write!(f, "{sign}{whole}.{fraction}")
+        let start = start.min(digits.len() - scale - 1);
+        let text = std::str::from_utf8(&digits[start..]).expect("ASCII digits");
+        let (whole, fraction) = text.split_at(text.len() - scale);
+        if self.units < 0 {
+            f.write_str("-")?;
+        }
+        f.write_str(whole)?;
+        if scale > 0 {
+            f.write_str(".")?;
+            f.write_str(fraction)?;
+        }
+        Ok(())
     }
 }
 
@@ -139,6 +155,24 @@ mod tests {
         for bad in ["", "-", ".", "1.2.3", "abc", "1e", "0x10", "1 ", "--1"] {
             assert_eq!(parse(bad), "invalid", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn displays_every_scale_and_the_extremes() {
+        // What std's integer formatting gives, padded and split at the scale.
+        let reference = |units: i128, scale: usize| {
+            let digits = format!("{:0>width$}", units.unsigned_abs(), width = scale + 1);
+            let (whole, fraction) = digits.split_at(digits.len() - scale);
+            let sign = if units < 0 { "-" } else { "" };
+            if scale == 0 { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") }
+        };
+        for units in [0, 1, -1, 5, -5, 999, 1_000, -12_30, i128::from(i64::MAX), i128::MAX, i128::MIN, i128::MIN + 1] {
+            for scale in [0, 1, 2, 3, 18, 29, super::MAX_SCALE] {
+                let shown = Decimal::new(units, scale).to_string();
+                assert_eq!(shown, reference(units, scale as usize), "{units} at scale {scale}");
+            }
+        }
+        assert_eq!(Decimal::new(-5, 2).to_string(), "-0.05");
     }
 
     #[test]
