@@ -51,9 +51,14 @@ async fn serving(
 
 /// `refract rebuild order_summary` with the components in `projections`, and `extra` arguments.
 fn rebuild(url: &str, projections: &str, extra: &[&str]) -> anyhow::Result<String> {
-    let mut args = vec!["rebuild", "order_summary", "--database-url", url, "--projections", projections];
+    let mut args = rebuild_args(url, projections).to_vec();
     args.extend_from_slice(extra);
     refract(&args)
+}
+
+/// The arguments of `refract rebuild order_summary` over `url` with the components in `projections`.
+fn rebuild_args<'a>(url: &'a str, projections: &'a str) -> [&'a str; 6] {
+    ["rebuild", "order_summary", "--database-url", url, "--projections", projections]
 }
 
 /// One committed event with where it stands in the log.
@@ -377,7 +382,7 @@ async fn rebuild_until_builds_the_read_model_as_it_was_at_a_position_and_at_a_ti
     assert_eq!(left, 0);
     // An existing schema is never built into.
     let refused = std::process::Command::new(BIN)
-        .args(["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])
+        .args(rebuild_args(db.url(), projections))
         .args(["--until", "1", "--into", "at_time"])
         .output()?;
     assert!(!refused.status.success(), "rebuild --into an existing schema succeeded");
@@ -424,7 +429,7 @@ async fn rebuild_until_waits_for_events_up_to_its_point_that_are_not_visible_yet
     let dir = refract_test_harness::engine::projections_dir(&[ORDER_SUMMARY])?;
     let projections = dir.path().to_str().context("path")?;
     let mut rebuild = std::process::Command::new(BIN)
-        .args(["rebuild", "order_summary", "--database-url", db.url(), "--projections", projections])
+        .args(rebuild_args(db.url(), projections))
         .args(["--until", &until.to_string(), "--into", "all_of_it"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -483,10 +488,7 @@ async fn a_rebuild_over_an_empty_log_ends() -> anyhow::Result<()> {
 /// `refract rebuild order_summary`, failing when it does not end within [`PATIENCE`].
 async fn rebuild_in_time(url: &str, projections: &std::path::Path) -> anyhow::Result<()> {
     let projections = projections.to_str().context("path")?;
-    let rebuilt = tokio::process::Command::new(BIN)
-        .args(["rebuild", "order_summary", "--database-url", url, "--projections", projections])
-        .kill_on_drop(true)
-        .output();
+    let rebuilt = tokio::process::Command::new(BIN).args(rebuild_args(url, projections)).kill_on_drop(true).output();
     let out = tokio::time::timeout(PATIENCE, rebuilt).await.context("the rebuild did not end")??;
     ensure!(out.status.success(), "the rebuild failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())

@@ -148,8 +148,8 @@ impl Coordinator {
                 // A member that joined at the head (an empty log, a build that reached the head
                 // before a restart) is told so with an empty batch: builds finish on it.
                 for name in names {
-                    let at = Batch { from: cursor, to: cursor, events: Vec::new(), at_head: true };
                     if !self.members[&name].at_head {
+                        let at = Batch { from: cursor, to: cursor, events: Vec::new(), at_head: true };
                         progressed |= self.send(&name, Arc::new(at));
                     }
                 }

@@ -119,9 +119,8 @@ impl Settled {
     /// The streams of `rows` (a batch read after `from`) whose lower versions may lie after
     /// the batch's cut. A stream is settled when its versions in the batch follow each other
     /// without a gap from [`FIRST_VERSION`] or from one whose predecessor is known to lie at
-    /// or before `from`; otherwise
-    /// the versions below its first one in the batch are looked up, or, when the batch's
-    /// versions have a gap, every version below its last.
+    /// or before `from`; otherwise the versions below its first one in the batch are looked up,
+    /// or, when the batch's versions have a gap, every version below its last.
     pub fn lookups(&self, spans: &Spans<'_>, from: Cursor) -> Vec<Lookup> {
         let mut lookups: Vec<Lookup> = spans
             .streams
