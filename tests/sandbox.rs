@@ -461,3 +461,35 @@ async fn a_million_operations_for_one_event_fail_the_projection_at_its_result_li
     assert_eq!(run.rows("hits").await?, 0);
     Ok(())
 }
+
+/// A guest that goes on after a read of its rows failed: when the failure was the engine's
+/// (its connection for reading rows was cut), the batch is not committed but applied again
+/// from the checkpoint over a new connection, so no row rests on a read that never happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_made_after_a_lost_read_are_not_committed() -> anyhow::Result<()> {
+    let mut run = Scenario::run(artifacts::HOSTILE_IGNORE_READ_ERRORS, Some("batch_size = 100\n"), 28).await?;
+    let name = run.name.clone();
+    let name = name.as_str();
+    wait_caught_up(&run.client, &[name], PATIENCE, &run.engine).await?;
+    let notes = format!(
+        "SELECT count(*) FILTER (WHERE note = 'found'), count(*) FILTER (WHERE note = 'read failed') FROM {name}.hits"
+    );
+    let (found, failed): (i64, i64) = run.client.query_one(notes.as_str(), &[]).await.map(|r| (r.get(0), r.get(1)))?;
+    assert!(found > 0 && failed == 0, "{found} reads found their row, {failed} failed before any cut");
+
+    // Only the connection that reads its rows, idle between batches, is cut.
+    let cut = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND query LIKE 'SELECT % FROM %.\"hits\" WHERE %'";
+    let cut: i64 = run.client.query_one(cut, &[]).await?.get(0);
+    assert_eq!(cut, 1, "the connection reading rows was not found");
+    generate(&run.db, 29)?;
+    run.events = event_count(&run.client).await?;
+    wait_caught_up(&run.client, &[name, HEALTHY[0], HEALTHY[1]], PATIENCE, &run.engine).await?;
+
+    let (_, failed): (i64, i64) = run.client.query_one(notes.as_str(), &[]).await.map(|r| (r.get(0), r.get(1)))?;
+    assert_eq!(failed, 0, "rows written after a lost read were committed; engine log:\n{}", run.engine.log());
+    assert_eq!(run.rows("hits").await?, run.events, "every event has its row");
+    assert!(run.engine.log().contains("connection for reading rows was lost"), "{}", run.engine.log());
+    run.assert_healthy_exact().await
+}

@@ -57,6 +57,7 @@ const HOSTILE: &[&str] = &[
     "wasi_io",
     "entropy",
     "flood",
+    "ignore_read_errors",
     "unknown_import",
     "contract_0_2",
 ];

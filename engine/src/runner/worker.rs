@@ -480,6 +480,8 @@ impl Stages<'_> {
         let behind = writer.pending();
         let failed = tokio::select! {
             result = self.guest.apply(batch.clone(), selected) => match result {
+                // A guest may go on after a read failed: its writes could rest on a row it never saw.
+                Ok(Ok(_)) if self.rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
                 Ok(Ok(ops)) => return Ok(Ok(applied(ops, DeadLetters::default()))),
                 failed => failed,
             },
