@@ -104,33 +104,49 @@ impl Decimal {
     }
 }
 
-impl fmt::Display for Decimal {
-    /// `-12.30`: at least one digit before the point, exactly `scale` after it. Written from a
-    /// buffer on the stack: a projection formats a value for every amount it stores.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The digits of |i128::MIN| (39), right-aligned after enough zeros for any scale.
-        let mut digits = [b'0'; 40 + MAX_SCALE as usize];
+/// Room for any decimal's text: a sign, the 39 digits of |i128::MIN|, a point, and the zeros a
+/// scale up to `MAX_SCALE` may need before them.
+pub(crate) const TEXT_LEN: usize = 42 + MAX_SCALE as usize;
+
+impl Decimal {
+    /// `-12.30` written into `buffer`, right-aligned: at least one digit before the point,
+    /// exactly `scale` after it. On the stack, without `fmt`: a projection formats a value
+    /// for every amount it stores.
+    pub(crate) fn write(self, buffer: &mut [u8; TEXT_LEN]) -> &str {
         let scale = self.scale as usize;
         debug_assert!(scale <= MAX_SCALE as usize, "every decimal keeps its scale within MAX_SCALE");
-        let mut start = digits.len();
-        let mut units = self.units.unsigned_abs();
-        while units > 0 {
+        let mut start = buffer.len();
+        let mut push = |byte: u8| {
             start -= 1;
-            digits[start] = b'0' + (units % 10) as u8;
+            buffer[start] = byte;
+        };
+        let mut units = self.units.unsigned_abs();
+        let mut written = 0;
+        // Digit by digit from the right, in u64 once the rest fits (i128 division is slow in wasm).
+        while units > u128::from(u64::MAX) || written <= scale {
+            push(b'0' + (units % 10) as u8);
+            units /= 10;
+            written += 1;
+            if written == scale {
+                push(b'.');
+            }
+        }
+        let mut units = units as u64;
+        while units > 0 {
+            push(b'0' + (units % 10) as u8);
             units /= 10;
         }
-        let start = start.min(digits.len() - scale - 1);
-        let text = std::str::from_utf8(&digits[start..]).expect("ASCII digits");
-        let (whole, fraction) = text.split_at(text.len() - scale);
         if self.units < 0 {
-            f.write_str("-")?;
+            push(b'-');
         }
-        f.write_str(whole)?;
-        if scale > 0 {
-            f.write_str(".")?;
-            f.write_str(fraction)?;
-        }
-        Ok(())
+        std::str::from_utf8(&buffer[start..]).expect("ASCII digits")
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// `-12.30`: at least one digit before the point, exactly `scale` after it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.write(&mut [0; TEXT_LEN]))
     }
 }
 

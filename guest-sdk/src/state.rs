@@ -53,8 +53,9 @@ impl State {
     /// The row of `table` with `key`, as this batch sees it (committed state plus the batch's
     /// own writes so far); `None` when there is no such row.
     ///
-    /// A row the SDK knows comes from its cache; any other is read from the host.
-    pub fn get(&mut self, table: &str, key: impl Into<Key>) -> Result<Option<Row>, Error> {
+    /// A row the SDK knows comes from its cache; any other is read from the host. The row is
+    /// lent, not copied: read what you need from it before the next write.
+    pub fn get(&mut self, table: &str, key: impl Into<Key>) -> Result<Option<&Row>, Error> {
         let index = self.table_index(table)?;
         let key = key.into();
         let name = &self.names[index];
@@ -68,7 +69,7 @@ impl State {
             entry.row = entry.write.apply_to(stored, &key)?;
         }
         Ok(match &entry.row {
-            Known::Present(row) => Some(row.clone()),
+            Known::Present(row) => Some(row),
             Known::Absent | Known::Unknown => None,
         })
     }

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::decimal::Decimal;
+use crate::decimal::{Decimal, TEXT_LEN};
 use crate::{Cents, Date, Error, Timestamp, Uuid};
 
 /// A value of a read-model column, as it crosses the component boundary.
@@ -252,7 +252,7 @@ impl FromValue for String {
 
 impl From<Cents> for Value {
     fn from(value: Cents) -> Value {
-        Value::Numeric(value.to_string())
+        Value::Numeric(value.write(&mut [0; TEXT_LEN]).to_owned())
     }
 }
 

@@ -73,7 +73,7 @@ impl Projection for OrderSummary {
             // Before its OrderCreated the order does not exist.
             (_, None) => return Ok(()),
             (event_type @ (ITEM_ADDED | ITEM_REMOVED), Some(lines_row)) => {
-                let mut lines = Lines::read(&lines_row, "lines")?;
+                let mut lines = Lines::read(lines_row, "lines")?;
                 let changed = if event_type == ITEM_ADDED {
                     lines.add(event.data()?)?;
                     true

@@ -70,12 +70,12 @@ impl Projection for RevenueByDay {
         let counted_day: Option<Date> = order.get("counted_day")?;
         let change = match event.event_type() {
             ITEM_ADDED => {
-                let mut lines = Lines::read(&order, "lines")?;
+                let mut lines = Lines::read(order, "lines")?;
                 lines.add(event.data()?)?;
                 Row::new().with("lines", lines.to_value()?)
             }
             ITEM_REMOVED => {
-                let mut lines = Lines::read(&order, "lines")?;
+                let mut lines = Lines::read(order, "lines")?;
                 let removed: ItemRemoved = event.data()?;
                 if lines.remove(&removed.product_id).is_none() {
                     return Ok(());
@@ -84,7 +84,7 @@ impl Projection for RevenueByDay {
             }
             ORDER_CONFIRMED if counted_day.is_none() => {
                 let day = event.timestamp().date();
-                let total = Lines::read(&order, "lines")?.total()?;
+                let total = Lines::read(order, "lines")?.total()?;
                 count(state, day, 1, total)?;
                 Row::new().with("counted_day", day).with("counted_total", total)
             }
