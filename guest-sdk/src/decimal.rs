@@ -38,8 +38,13 @@ impl Decimal {
         if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
             return None;
         }
-        let mut units: i128 = 0;
-        for byte in whole.bytes().chain(fraction.bytes()) {
+        // In u64 while it fits (i128 arithmetic is slow in wasm): 19 digits always do.
+        let (mut digits, mut units) = (whole.bytes().chain(fraction.bytes()), 0_u64);
+        for byte in digits.by_ref().take(19) {
+            units = units * 10 + u64::from(byte - b'0');
+        }
+        let mut units = i128::from(units);
+        for byte in digits {
             units = units.checked_mul(10)?.checked_add(i128::from(byte - b'0'))?;
         }
         let scale = i64::try_from(fraction.len()).ok()? - i64::from(exponent);

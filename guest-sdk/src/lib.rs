@@ -101,6 +101,7 @@
 // Lets the generated bindings name this crate the way user crates do.
 extern crate self as refract_sdk;
 
+mod bytes;
 mod decimal;
 mod error;
 mod event;

@@ -1,10 +1,11 @@
 //! Rows of read-model tables and their keys.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::value::FromValue;
-use crate::{Error, Value};
+use crate::{Error, Value, bytes};
 
 /// A row of a table: columns and their values, in the order they were set.
 ///
@@ -29,7 +30,7 @@ impl Row {
     /// Sets `column` to `value`.
     pub fn set(&mut self, column: &str, value: impl Into<Value>) -> &mut Row {
         let value = value.into();
-        match self.columns.iter_mut().find(|(name, _)| name == column) {
+        match self.columns.iter_mut().find(|(name, _)| bytes::equal(name, column)) {
             Some((_, slot)) => *slot = value,
             None => self.columns.push((column.to_owned(), value)),
         }
@@ -48,7 +49,7 @@ impl Row {
 
     /// The value of `column`, if the row has it.
     pub fn value(&self, column: &str) -> Option<&Value> {
-        self.columns.iter().find(|(name, _)| name == column).map(|(_, value)| value)
+        self.columns.iter().find(|(name, _)| bytes::equal(name, column)).map(|(_, value)| value)
     }
 
     /// The columns and their values.
@@ -62,7 +63,7 @@ impl Row {
 
     /// Removes `column`, returning its value.
     pub fn remove(&mut self, column: &str) -> Option<Value> {
-        let index = self.columns.iter().position(|(name, _)| name == column)?;
+        let index = self.columns.iter().position(|(name, _)| bytes::equal(name, column))?;
         Some(self.columns.remove(index).1)
     }
 }
@@ -92,9 +93,23 @@ impl FromIterator<(String, Value)> for Row {
 ///
 /// Keys are shared, not copied: a clone is a reference count (the SDK keeps each written row's
 /// key in its cache, its list of pending writes and the batch's operations).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub struct Key {
     columns: Arc<[(String, Value)]>,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        Arc::ptr_eq(&self.columns, &other.columns)
+            || (self.columns.len() == other.columns.len()
+                && self.columns().zip(other.columns()).all(|((a, x), (b, y))| bytes::equal(a, b) && x == y))
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.columns.hash(state);
+    }
 }
 
 impl Key {
@@ -118,7 +133,7 @@ impl Key {
 
     /// Whether `column` is one of the key's columns.
     pub fn contains(&self, column: &str) -> bool {
-        self.columns.iter().any(|(name, _)| name == column)
+        self.columns.iter().any(|(name, _)| bytes::equal(name, column))
     }
 
     /// A row holding just the key's columns.

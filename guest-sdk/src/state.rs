@@ -7,7 +7,7 @@ use std::mem;
 use foldhash::fast::FixedState;
 
 use crate::op::{ColumnUpdate, Merge, Op, upsert_row};
-use crate::{Description, Error, Key, Row, Value};
+use crate::{Description, Error, Key, Row, Value, bytes};
 
 /// Reads committed rows: the host's `get-row` in a component, in-memory tables in tests.
 pub(crate) trait RowSource {
@@ -170,7 +170,7 @@ impl State {
     fn table_index(&self, table: &str) -> Result<usize, Error> {
         self.names
             .iter()
-            .position(|name| name == table)
+            .position(|name| bytes::equal(name, table))
             .ok_or_else(|| Error::UnknownTable { table: table.to_owned(), declared: self.names.join(", ") })
     }
 }
@@ -266,7 +266,7 @@ impl Write {
     /// Folds a later change of `column` into the pending ones, so that the single upsert
     /// emitted has the effect of both.
     fn combine(&mut self, column: String, change: Change) -> Result<(), Error> {
-        let Some((_, pending)) = self.changes.iter_mut().find(|(name, _)| *name == column) else {
+        let Some((_, pending)) = self.changes.iter_mut().find(|(name, _)| bytes::equal(name, &column)) else {
             self.changes.push((column, change));
             return Ok(());
         };
