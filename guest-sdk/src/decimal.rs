@@ -125,21 +125,25 @@ impl Decimal {
             start -= 1;
             buffer[start] = byte;
         };
-        let mut units = self.units.unsigned_abs();
         let mut written = 0;
-        // Digit by digit from the right, in u64 once the rest fits (i128 division is slow in wasm).
-        while units > u128::from(u64::MAX) || written <= scale {
-            push(b'0' + (units % 10) as u8);
-            units /= 10;
+        let mut digit = |digit: u8| {
+            push(b'0' + digit);
             written += 1;
             if written == scale {
                 push(b'.');
             }
+            written
+        };
+        // Digit by digit from the right, in u64 once the rest fits (i128 division is slow in
+        // wasm), and at least one digit before the point.
+        let mut wide = self.units.unsigned_abs();
+        while wide > u128::from(u64::MAX) {
+            digit((wide % 10) as u8);
+            wide /= 10;
         }
-        let mut units = units as u64;
-        while units > 0 {
-            push(b'0' + (units % 10) as u8);
-            units /= 10;
+        let mut narrow = wide as u64;
+        while digit((narrow % 10) as u8) <= scale || narrow >= 10 {
+            narrow /= 10;
         }
         if self.units < 0 {
             push(b'-');
