@@ -103,6 +103,7 @@ extern crate self as refract_sdk;
 
 mod bytes;
 mod decimal;
+mod decoded;
 mod error;
 mod event;
 #[cfg(target_arch = "wasm32")]

@@ -23,7 +23,10 @@ impl Runner {
                 return Err(projection_error(&event, error));
             }
         }
-        let ops = state.flush();
+        let ops = state.flush().map_err(|error| ProjectionError {
+            message: format!("ending the batch: {error}"),
+            global_position: None,
+        })?;
         self.state = Some(state);
         Ok(ops)
     }

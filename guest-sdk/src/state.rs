@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::mem;
 
 use foldhash::fast::FixedState;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::decoded::Decoded;
 use crate::op::{ColumnUpdate, Merge, Op, upsert_row};
-use crate::{Description, Error, Key, Row, Value, bytes};
+use crate::{Description, Error, Json, Key, Row, Value, bytes};
 
 /// Reads committed rows: the host's `get-row` in a component, in-memory tables in tests.
 pub(crate) trait RowSource {
@@ -68,10 +71,57 @@ impl State {
             })?;
             entry.row = entry.write.apply_to(stored, &key)?;
         }
+        entry.settle()?;
         Ok(match &entry.row {
             Known::Present(row) => Some(row),
             Known::Absent | Known::Unknown => None,
         })
+    }
+
+    /// The JSON column `column` of the row of `table` with `key`, read into a `T`; `None` when
+    /// there is no such row, an error when the column does not hold a `T`.
+    ///
+    /// For state a projection keeps in a `json`/`jsonb` column and reads for every event: the
+    /// value stays decoded in the cache (as long as its row), so reading it again costs no
+    /// parsing. Clone it to change it, and write it back with [`put_json`](State::put_json).
+    pub fn get_json<T: DeserializeOwned + Serialize + 'static>(
+        &mut self,
+        table: &str,
+        key: impl Into<Key>,
+        column: &str,
+    ) -> Result<Option<&T>, Error> {
+        let index = self.table_index(table)?;
+        let key = key.into();
+        let decoded = |entry: &Entry| entry.decoded.as_ref().and_then(|decoded| decoded.get::<T>(column)).is_some();
+        if !decoded(self.caches[index].entry(&key)) {
+            let Some(row) = self.get(table, key.clone())? else {
+                return Ok(None);
+            };
+            let Json(value) = row.get::<Json<T>>(column)?;
+            self.caches[index].entry(&key).decoded = Some(Decoded::new(column, value, false));
+        }
+        Ok(self.caches[index].entry(&key).decoded.as_ref().and_then(|decoded| decoded.get(column)))
+    }
+
+    /// Writes `value` as JSON to column `column` of the row of `table` with `key` (inserting
+    /// the row if there is none, as [`put`](State::put) does), keeping it decoded for
+    /// [`get_json`](State::get_json). It is serialized once, when the batch ends or when the
+    /// row is read whole with [`get`](State::get), however often it is written.
+    pub fn put_json<T: Serialize + 'static>(
+        &mut self,
+        table: &str,
+        key: impl Into<Key>,
+        column: &str,
+        value: T,
+    ) -> Result<(), Error> {
+        let key = key.into();
+        if key.contains(column) {
+            return Err(Error::Value(format!("`{column}` is a key column of `{table}`: it cannot hold JSON state")));
+        }
+        // Until it is serialized, the row and its pending write hold a placeholder.
+        let index = self.write(table, key.clone(), vec![(column.to_owned(), Change::Set(Value::Null))])?;
+        self.caches[index].entry(&key).decoded = Some(Decoded::new(column, value, true));
+        Ok(())
     }
 
     /// Writes the columns of `row` to the row of `table` with `key`: inserts it, or updates
@@ -87,7 +137,7 @@ impl State {
             .filter(|(column, _)| !key.contains(column))
             .map(|(column, value)| (column, Change::Set(value)))
             .collect();
-        self.write(table, key, changes)
+        self.write(table, key, changes).map(drop)
     }
 
     /// Adds `amount` to `column` of the row of `table` with `key`, without reading it:
@@ -101,7 +151,7 @@ impl State {
         column: &str,
         amount: impl Into<Value>,
     ) -> Result<(), Error> {
-        self.write(table, key.into(), vec![(column.to_owned(), Change::Add(amount.into()))])
+        self.write(table, key.into(), vec![(column.to_owned(), Change::Add(amount.into()))]).map(drop)
     }
 
     /// Deletes the row of `table` with `key`, if there is one.
@@ -112,15 +162,27 @@ impl State {
         let was_clean = entry.write.is_clean();
         entry.row = Known::Absent;
         entry.write = Write { delete: true, changes: Vec::new() };
+        entry.decoded = None;
         if was_clean {
             self.dirty.push((index, key));
         }
         Ok(())
     }
 
-    fn write(&mut self, table: &str, key: Key, changes: Vec<(String, Change)>) -> Result<(), Error> {
+    /// Records `changes` of the row of `table` with `key`; the table's index.
+    fn write(&mut self, table: &str, key: Key, changes: Vec<(String, Change)>) -> Result<usize, Error> {
         let index = self.table_index(table)?;
         let entry = self.caches[index].entry(&key);
+        // A decoded column written otherwise is decoded no more; an addition to it needs its text.
+        let overwritten = entry.decoded.as_ref().and_then(|decoded| {
+            changes.iter().find(|(column, _)| bytes::equal(column, decoded.column())).map(|(_, change)| change)
+        });
+        if let Some(change) = overwritten {
+            if matches!(change, Change::Add(_)) {
+                entry.settle()?;
+            }
+            entry.decoded = None;
+        }
         let was_clean = entry.write.is_clean();
         // Keep a cached row current; a row never read stays unknown, at no cost.
         let stored = match mem::take(&mut entry.row) {
@@ -137,17 +199,18 @@ impl State {
         if was_clean {
             self.dirty.push((index, key));
         }
-        Ok(())
+        Ok(index)
     }
 
     /// Ends the batch: the pending writes as operations, and the cache trimmed to its bound.
-    pub(crate) fn flush(&mut self) -> Vec<Op> {
+    pub(crate) fn flush(&mut self) -> Result<Vec<Op>, Error> {
         let mut ops = Vec::with_capacity(self.dirty.len());
         for (index, key) in self.dirty.drain(..) {
             let (cache, table) = (&mut self.caches[index], &self.names[index]);
             let Some(entry) = cache.hot.get_mut(&key) else {
                 continue;
             };
+            entry.settle()?;
             let write = mem::take(&mut entry.write);
             // Nothing worth keeping is known about a row that was written without being read.
             if let Known::Unknown = entry.row {
@@ -164,7 +227,7 @@ impl State {
         for cache in &mut self.caches {
             cache.trim(self.capacity);
         }
-        ops
+        Ok(ops)
     }
 
     fn table_index(&self, table: &str) -> Result<usize, Error> {
@@ -218,6 +281,29 @@ struct Entry {
     row: Known,
     /// Writes of the current batch, not yet returned to the host.
     write: Write,
+    /// One JSON column kept decoded (`get_json`, `put_json`); only for a row that exists.
+    decoded: Option<Decoded>,
+}
+
+impl Entry {
+    /// Serializes a decoded value written since the row and its pending write last held its
+    /// text, into both.
+    fn settle(&mut self) -> Result<(), Error> {
+        let Some(decoded) = self.decoded.as_mut().filter(|decoded| decoded.pending) else {
+            return Ok(());
+        };
+        let value = decoded.to_value()?;
+        if let Known::Present(row) = &mut self.row {
+            row.set(decoded.column(), value.clone());
+        }
+        if let Some((_, change)) =
+            self.write.changes.iter_mut().find(|(column, _)| bytes::equal(column, decoded.column()))
+        {
+            *change = Change::Set(value);
+        }
+        decoded.pending = false;
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -350,7 +436,7 @@ mod tests {
         harness.row("kv", ("k", k)).map(|row| row.get("n").unwrap())
     }
 
-    fn seen(harness: &Harness<Script>, at: i64) -> Option<i64> {
+    fn seen<P: Projection>(harness: &Harness<P>, at: i64) -> Option<i64> {
         harness.row("seen", ("at", at)).expect("a seen row").get("n").unwrap()
     }
 
@@ -481,19 +567,19 @@ mod tests {
         assert_eq!(get(&mut state, "a"), 0);
         state.add("kv", ("k", "a"), "n", 5).unwrap();
         assert_eq!(get(&mut state, "a"), 5);
-        state.flush();
+        state.flush().unwrap();
         assert_eq!(get(&mut state, "a"), 5, "the cache assumes the batch was applied");
         assert_eq!(reads.get(), 1);
         // A blind write is not a read, and its row is not kept: the next read asks the host.
         state.add("kv", ("k", "b"), "n", 1).unwrap();
-        state.flush();
+        state.flush().unwrap();
         assert_eq!(reads.get(), 1);
         get(&mut state, "b");
         assert_eq!(reads.get(), 2);
         // Touch many rows: at most 4 stay cached per table between batches.
         for k in 0..20 {
             get(&mut state, &k.to_string());
-            state.flush();
+            state.flush().unwrap();
         }
         let cached = state.caches[0].hot.len() + state.caches[0].cold.len();
         assert!(cached <= 4, "{cached} rows cached");
@@ -502,5 +588,138 @@ mod tests {
         assert_eq!(reads.get(), before, "the row used last is still cached");
         get(&mut state, "0");
         assert_eq!(reads.get(), before + 1, "the row used first was evicted");
+    }
+
+    /// A projection keeping a list in a JSON column of `lists` (`k text PRIMARY KEY, items
+    /// jsonb, n bigint`), read and written decoded; `sum` and `len` copy what they read into
+    /// `seen`, `len` through the whole row (its JSON text).
+    struct Lists;
+
+    impl Projection for Lists {
+        const CACHE_ROWS: usize = 4;
+
+        fn describe() -> Description {
+            Description::new("lists", "1")
+                .table("lists", "CREATE TABLE lists (k text PRIMARY KEY, items jsonb, n bigint)")
+                .table("seen", "CREATE TABLE seen (at bigint PRIMARY KEY, n bigint)")
+        }
+
+        fn apply(event: &Event, state: &mut State) -> Result<(), Error> {
+            let Command { k, n } = event.data()?;
+            let key = Key::new("k", k);
+            let seen = |state: &mut State, n: Option<i64>| {
+                state.put("seen", ("at", event.global_position()), Row::new().with("n", n))
+            };
+            match event.event_type() {
+                "push" => {
+                    let items = state.get_json::<Vec<i64>>("lists", key.clone(), "items")?;
+                    let mut items = items.cloned().unwrap_or_default();
+                    items.push(n);
+                    state.put_json("lists", key, "items", items)
+                }
+                "sum" => {
+                    let sum = state.get_json::<Vec<i64>>("lists", key, "items")?.map(|items| items.iter().sum());
+                    seen(state, sum)
+                }
+                "len" => {
+                    let items = state.get("lists", key)?.map(|row| row.get::<Json<Vec<i64>>>("items")).transpose()?;
+                    seen(state, items.map(|Json(items)| items.len() as i64))
+                }
+                "count" => state.add("lists", key, "n", n),
+                "reset" => state.put("lists", key, Row::new().with("items", Value::json(&[n])?)),
+                "delete" => state.delete("lists", key),
+                other => Err(Error::msg(format!("unknown command {other}"))),
+            }
+        }
+    }
+
+    fn items_of(harness: &Harness<Lists>, k: &str) -> Option<Vec<i64>> {
+        harness.row("lists", ("k", k)).map(|row| row.get::<Json<Vec<i64>>>("items").unwrap().0)
+    }
+
+    /// Reads and writes of a decoded JSON column mixed with every other kind of access.
+    fn list_script() -> Vec<Event> {
+        events(&[
+            ("push", "a", 1),
+            ("push", "a", 2),
+            ("sum", "a", 0),
+            ("count", "a", 5),
+            ("len", "a", 0),
+            ("push", "a", 3),
+            ("sum", "a", 0),
+            ("reset", "b", 7),
+            ("push", "b", 8),
+            ("sum", "b", 0),
+            ("delete", "a", 0),
+            ("sum", "a", 0),
+            ("push", "a", 4),
+            ("len", "a", 0),
+            ("push", "c", 1),
+            ("push", "d", 1),
+            ("push", "e", 1),
+            ("reset", "b", 9),
+            ("len", "b", 0),
+            ("sum", "b", 0),
+        ])
+    }
+
+    #[test]
+    fn json_state_reads_back_what_was_written_and_is_serialized_once_per_row() {
+        let mut harness = Harness::<Lists>::new();
+        let ops =
+            harness.apply(events(&[("push", "a", 1), ("push", "a", 2), ("count", "a", 5), ("push", "a", 3)])).unwrap();
+        let update = |column: &str, value: Value, merge| ColumnUpdate { column: column.into(), value, merge };
+        assert_eq!(
+            ops,
+            vec![Op::Upsert {
+                table: "lists".into(),
+                key: Key::new("k", "a"),
+                columns: vec![
+                    update("items", Value::Json("[1,2,3]".into()), Merge::Set),
+                    update("n", Value::Int(5), Merge::Add)
+                ],
+            }]
+        );
+        let mut harness = Harness::<Lists>::new();
+        harness.apply(list_script()).unwrap();
+        // Written by hand from the script.
+        for (at, expected) in [(3, Some(3)), (5, Some(2)), (7, Some(6)), (10, Some(15)), (12, None), (14, Some(1))] {
+            assert_eq!(seen(&harness, at), expected, "seen at {at}");
+        }
+        assert_eq!((seen(&harness, 19), seen(&harness, 20)), (Some(1), Some(9)));
+        assert_eq!(items_of(&harness, "a"), Some(vec![4]));
+        assert_eq!(harness.row("lists", ("k", "a")).unwrap().value("n"), None, "deleted with its count");
+        assert_eq!(items_of(&harness, "b"), Some(vec![9]));
+        assert_eq!(items_of(&harness, "e"), Some(vec![1]));
+    }
+
+    #[test]
+    fn json_state_gives_the_same_tables_whatever_the_batches_and_restarts() {
+        let script = list_script();
+        let mut whole = Harness::<Lists>::new();
+        whole.apply(script.clone()).unwrap();
+        for size in 1..script.len() {
+            for restart in [false, true] {
+                let mut split = Harness::<Lists>::new();
+                for batch in script.chunks(size) {
+                    split.apply(batch.to_vec()).unwrap();
+                    if restart {
+                        split.restart();
+                    }
+                }
+                assert_eq!(split.rows("lists"), whole.rows("lists"), "batches of {size}, restart {restart}");
+                assert_eq!(split.rows("seen"), whole.rows("seen"), "batches of {size}, restart {restart}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_state_of_the_wrong_type_or_in_a_key_column_is_an_error() {
+        let mut state = State::new(&Lists::describe(), 4, Box::new(Counting { reads: Rc::new(Cell::new(0)) }));
+        state.put("lists", ("k", "x"), Row::new().with("items", Value::json(&"text").unwrap())).unwrap();
+        let error = state.get_json::<Vec<i64>>("lists", ("k", "x"), "items").unwrap_err().to_string();
+        assert!(error.contains("JSON column does not match Vec<i64>"), "{error}");
+        let error = state.put_json("lists", ("k", "x"), "k", vec![1]).unwrap_err().to_string();
+        assert!(error.contains("`k` is a key column"), "{error}");
     }
 }

@@ -57,23 +57,24 @@ impl Projection for OrderSummary {
             return Ok(());
         };
         let key = Key::new("order_id", order_id);
-        let lines_row = state.get(ORDER_LINES, key.clone())?;
+        // Kept decoded by the SDK: read without parsing, written back serialized once a batch.
+        let lines = state.get_json::<Lines>(ORDER_LINES, key.clone(), "lines")?;
         // Every handled event advances these, even one that changes nothing else.
         let mut summary = Row::new().with("version", event.stream_version()).with("updated_at", event.timestamp());
-        match (event.event_type(), lines_row) {
-            (ORDER_CREATED, lines_row) => {
+        match (event.event_type(), lines) {
+            (ORDER_CREATED, lines) => {
                 let created: OrderCreated = event.data()?;
                 summary.set("customer_id", created.customer_id).set("status", "draft");
                 // A repeated OrderCreated keeps the order's lines.
-                if lines_row.is_none() {
-                    state.put(ORDER_LINES, key.clone(), Row::new().with("lines", Lines::default().to_value()?))?;
+                if lines.is_none() {
+                    state.put_json(ORDER_LINES, key.clone(), "lines", Lines::default())?;
                     summary.set("total", Cents::ZERO).set("item_count", 0);
                 }
             }
             // Before its OrderCreated the order does not exist.
             (_, None) => return Ok(()),
-            (event_type @ (ITEM_ADDED | ITEM_REMOVED), Some(lines_row)) => {
-                let mut lines = Lines::read(lines_row, "lines")?;
+            (event_type @ (ITEM_ADDED | ITEM_REMOVED), Some(lines)) => {
+                let mut lines = lines.clone();
                 let changed = if event_type == ITEM_ADDED {
                     lines.add(event.data()?)?;
                     true
@@ -83,7 +84,7 @@ impl Projection for OrderSummary {
                 };
                 if changed {
                     summary.set("total", lines.total()?).set("item_count", lines.item_count());
-                    state.put(ORDER_LINES, key.clone(), Row::new().with("lines", lines.to_value()?))?;
+                    state.put_json(ORDER_LINES, key.clone(), "lines", lines)?;
                 }
             }
             (event_type, Some(_)) => match status_after(event_type) {
