@@ -1,8 +1,10 @@
 //! Rows of read-model tables and their keys.
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
+
+use foldhash::fast::FixedState;
 
 use crate::value::FromValue;
 use crate::{Error, Value, bytes};
@@ -92,30 +94,39 @@ impl FromIterator<(String, Value)> for Row {
 /// they are given in does not matter.
 ///
 /// Keys are shared, not copied: a clone is a reference count (the SDK keeps each written row's
-/// key in its cache, its list of pending writes and the batch's operations).
+/// key in its cache, its list of pending writes and the batch's operations). A key is hashed
+/// once, when it is made: the SDK looks a row up several times per event.
 #[derive(Debug, Clone, Eq, PartialOrd, Ord)]
 pub struct Key {
     columns: Arc<[(String, Value)]>,
+    /// The hash of `columns`, with a fixed seed.
+    hash: u64,
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Key) -> bool {
         Arc::ptr_eq(&self.columns, &other.columns)
-            || (self.columns.len() == other.columns.len()
+            || (self.hash == other.hash
+                && self.columns.len() == other.columns.len()
                 && self.columns().zip(other.columns()).all(|((a, x), (b, y))| bytes::equal(a, b) && x == y))
     }
 }
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.columns.hash(state);
+        state.write_u64(self.hash);
     }
 }
 
 impl Key {
+    fn from_columns(columns: Arc<[(String, Value)]>) -> Key {
+        let hash = FixedState::with_seed(0).hash_one(&*columns);
+        Key { columns, hash }
+    }
+
     /// A key of one column.
     pub fn new(column: &str, value: impl Into<Value>) -> Key {
-        Key { columns: Arc::new([(column.to_owned(), value.into())]) }
+        Key::from_columns(Arc::new([(column.to_owned(), value.into())]))
     }
 
     /// This key with one more column.
@@ -123,7 +134,7 @@ impl Key {
         let mut columns = self.columns.to_vec();
         let at = columns.partition_point(|(name, _)| name.as_str() < column);
         columns.insert(at, (column.to_owned(), value.into()));
-        Key { columns: columns.into() }
+        Key::from_columns(columns.into())
     }
 
     /// The key's columns and values, sorted by column name.
@@ -187,5 +198,15 @@ mod tests {
         let b = Key::new("order_id", 7).and("product_id", "p1");
         assert_eq!(a, b);
         assert_eq!(a.to_string(), r#"order_id=Int(7), product_id=Text("p1")"#);
+    }
+
+    #[test]
+    fn keys_equal_by_value_find_each_other() {
+        let mut rows = std::collections::HashMap::new();
+        rows.insert(Key::new("amount", Value::Numeric("1.5".into())).and("id", 1), "found");
+        let same = Key::new("id", 1).and("amount", Value::Numeric("1.50".into()));
+        assert_eq!(rows.get(&same), Some(&"found"));
+        assert_eq!(rows.get(&Key::new("id", 1).and("amount", Value::Numeric("1.51".into()))), None);
+        assert_eq!(rows.get(&Key::new("id", 1)), None);
     }
 }
