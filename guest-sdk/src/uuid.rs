@@ -24,21 +24,16 @@ impl FromStr for Uuid {
 
     /// Parses the hyphenated form, in either case.
     fn from_str(text: &str) -> Result<Uuid, Error> {
-        // Checked and lowered in one pass over a buffer on the stack: a projection parses the
-        // UUID of every event's stream.
-        let malformed = || Error::Value(format!("`{text}` is not a hyphenated UUID"));
-        let bytes: &[u8; 36] = text.as_bytes().try_into().map_err(|_| malformed())?;
-        let mut lower = [0; 36];
-        for (i, (&byte, out)) in bytes.iter().zip(&mut lower).enumerate() {
-            *out = match (i, byte) {
-                (8 | 13 | 18 | 23, b'-') => b'-',
-                (8 | 13 | 18 | 23, _) => return Err(malformed()),
-                (_, b'0'..=b'9' | b'a'..=b'f') => byte,
-                (_, b'A'..=b'F') => byte.to_ascii_lowercase(),
-                _ => return Err(malformed()),
-            };
+        let well_formed = text.len() == 36
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        if well_formed {
+            Ok(Uuid(text.to_ascii_lowercase()))
+        } else {
+            Err(Error::Value(format!("`{text}` is not a hyphenated UUID")))
         }
-        Ok(Uuid(std::str::from_utf8(&lower).map_err(|_| malformed())?.to_owned()))
     }
 }
 
