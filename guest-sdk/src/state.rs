@@ -514,19 +514,26 @@ mod tests {
             ("put", "f", 1),
             ("get", "b", 0),
         ]);
-        let mut whole = Harness::<Script>::new();
-        whole.apply(script.clone()).unwrap();
+        assert_same_tables_whatever_the_batches::<Script>(&script, &["kv", "seen"]);
+    }
+
+    /// Applies `script` in batches of every size, with and without a new instance after each
+    /// batch, and compares `tables` with those of one batch.
+    fn assert_same_tables_whatever_the_batches<P: Projection>(script: &[Event], tables: &[&str]) {
+        let mut whole = Harness::<P>::new();
+        whole.apply(script.to_vec()).unwrap();
         for size in 1..script.len() {
             for restart in [false, true] {
-                let mut split = Harness::<Script>::new();
+                let mut split = Harness::<P>::new();
                 for batch in script.chunks(size) {
                     split.apply(batch.to_vec()).unwrap();
                     if restart {
                         split.restart();
                     }
                 }
-                assert_eq!(split.rows("kv"), whole.rows("kv"), "batches of {size}, restart {restart}");
-                assert_eq!(split.rows("seen"), whole.rows("seen"), "batches of {size}, restart {restart}");
+                for table in tables {
+                    assert_eq!(split.rows(table), whole.rows(table), "{table}: batches of {size}, restart {restart}");
+                }
             }
         }
     }
@@ -695,22 +702,7 @@ mod tests {
 
     #[test]
     fn json_state_gives_the_same_tables_whatever_the_batches_and_restarts() {
-        let script = list_script();
-        let mut whole = Harness::<Lists>::new();
-        whole.apply(script.clone()).unwrap();
-        for size in 1..script.len() {
-            for restart in [false, true] {
-                let mut split = Harness::<Lists>::new();
-                for batch in script.chunks(size) {
-                    split.apply(batch.to_vec()).unwrap();
-                    if restart {
-                        split.restart();
-                    }
-                }
-                assert_eq!(split.rows("lists"), whole.rows("lists"), "batches of {size}, restart {restart}");
-                assert_eq!(split.rows("seen"), whole.rows("seen"), "batches of {size}, restart {restart}");
-            }
-        }
+        assert_same_tables_whatever_the_batches::<Lists>(&list_script(), &["lists", "seen"]);
     }
 
     #[test]
