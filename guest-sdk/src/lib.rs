@@ -68,7 +68,9 @@
 //! - **Reads.** [`State::get`] sees committed rows plus the batch's own writes. Rows are cached
 //!   across batches (up to [`Projection::CACHE_ROWS`] per table, [`DEFAULT_CACHE_ROWS`] by
 //!   default, which bounds the instance's memory); only a row the SDK does not know is read
-//!   from the host.
+//!   from the host. State kept in a JSON column and touched by every event is read with
+//!   [`State::get_json`] and written with [`State::put_json`]: it stays decoded in the cache
+//!   and is serialized once per row and batch.
 //! - **Errors.** An [`Error`] from `apply` (a payload of the wrong shape, a value out of
 //!   range, a rule of yours) refuses the whole batch: nothing of it is written, and the
 //!   engine reports the message with the event's global position. The engine then starts a
@@ -87,7 +89,7 @@
 //! | [`Value::Numeric`] (any exact decimal text) | `numeric(string)` | `numeric` |
 //! | `f64` | `float(f64)` | `real`, `double precision` |
 //! | `String`, `&str` | `text(string)` | `text`, `varchar` |
-//! | [`Json<T>`] to read, [`Value::json`] to write | `json(string)` | `json`, `jsonb` |
+//! | [`Json<T>`] to read, [`Value::json`] to write (or [`State::get_json`] / [`State::put_json`]) | `json(string)` | `json`, `jsonb` |
 //! | [`Uuid`] | `uuid(string)`, hyphenated | `uuid` |
 //! | [`Timestamp`] | `timestamp(s64)`, µs since the Unix epoch | `timestamptz` |
 //! | [`Date`] | `date(s32)`, days since 1970-01-01 | `date` |
