@@ -4,7 +4,8 @@
 //!
 //! A cancellation must take an order out of the day it was counted on, with the total it
 //! was counted with, so the projection keeps per-order state of its own in `order_state`:
-//! the order's lines (to know its total when it is confirmed) and where it is counted.
+//! the order's lines (to know its total when it is confirmed) and where it is counted, as one
+//! JSON document that the SDK keeps decoded between events ([`State::get_json`]).
 //! A row of `order_state` also says that the order's `OrderCreated` has been seen: events
 //! before it are ignored.
 //!
@@ -17,12 +18,30 @@
 use order_domain::{
     ITEM_ADDED, ITEM_REMOVED, ItemRemoved, Lines, ORDER_CANCELLED, ORDER_CONFIRMED, ORDER_CREATED, order_id,
 };
-use refract_sdk::{Cents, Date, Description, Error, Event, Key, Projection, Row, State, Value};
+use refract_sdk::{Cents, Date, Description, Error, Event, Key, Projection, State};
+use serde::{Deserialize, Serialize};
 
 /// The read model.
 pub const REVENUE_BY_DAY: &str = "revenue_by_day";
 /// Per-order state.
 pub const ORDER_STATE: &str = "order_state";
+
+/// What the projection keeps of an order, in `order_state.state`:
+/// `{"lines": {"p1": {"quantity": 2, "unit_price": "9.99"}}, "counted": {"day": 19845, "total": "19.98"}}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct OrderState {
+    lines: Lines,
+    /// Where the order is counted, if it is.
+    counted: Option<Counted>,
+}
+
+/// The day an order is counted on and the total it was counted with.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Counted {
+    /// Days since 1970-01-01 (UTC).
+    day: i32,
+    total: Cents,
+}
 
 /// The `revenue_by_day` projection.
 pub struct RevenueByDay;
@@ -40,15 +59,7 @@ impl Projection for RevenueByDay {
                     revenue numeric(14,2) NOT NULL
                 )",
             )
-            .table(
-                ORDER_STATE,
-                "CREATE TABLE order_state (
-                    order_id uuid PRIMARY KEY,
-                    lines jsonb NOT NULL,
-                    counted_day date,
-                    counted_total numeric(12,2)
-                )",
-            )
+            .table(ORDER_STATE, "CREATE TABLE order_state (order_id uuid PRIMARY KEY, state jsonb NOT NULL)")
     }
 
     fn apply(event: &Event, state: &mut State) -> Result<(), Error> {
@@ -56,57 +67,45 @@ impl Projection for RevenueByDay {
             return Ok(());
         };
         let key = Key::new("order_id", order_id);
-        let Some(order) = state.get(ORDER_STATE, key.clone())? else {
+        let Some(order) = state.get_json::<OrderState>(ORDER_STATE, key.clone(), "state")? else {
             if event.event_type() == ORDER_CREATED {
-                let order = Row::new()
-                    .with("lines", Lines::default().to_value()?)
-                    .with("counted_day", Value::Null)
-                    .with("counted_total", Value::Null);
-                state.put(ORDER_STATE, key, order)?;
+                state.put_json(ORDER_STATE, key, "state", OrderState::default())?;
             }
             // Before its OrderCreated the order does not exist.
             return Ok(());
         };
-        let counted_day: Option<Date> = order.get("counted_day")?;
-        let change = match event.event_type() {
-            ITEM_ADDED => {
-                let mut lines = Lines::read(order, "lines")?;
-                lines.add(event.data()?)?;
-                Row::new().with("lines", lines.to_value()?)
-            }
+        let mut order = order.clone();
+        match event.event_type() {
+            ITEM_ADDED => order.lines.add(event.data()?)?,
             ITEM_REMOVED => {
-                let mut lines = Lines::read(order, "lines")?;
                 let removed: ItemRemoved = event.data()?;
-                if lines.remove(&removed.product_id).is_none() {
+                if order.lines.remove(&removed.product_id).is_none() {
                     return Ok(());
                 }
-                Row::new().with("lines", lines.to_value()?)
             }
-            ORDER_CONFIRMED if counted_day.is_none() => {
-                let day = event.timestamp().date();
-                let total = Lines::read(order, "lines")?.total()?;
-                count(state, day, 1, total)?;
-                Row::new().with("counted_day", day).with("counted_total", total)
+            ORDER_CONFIRMED if order.counted.is_none() => {
+                let counted = Counted { day: event.timestamp().date().days(), total: order.lines.total()? };
+                count(state, counted, 1)?;
+                order.counted = Some(counted);
             }
             ORDER_CANCELLED => {
-                let Some(day) = counted_day else {
+                let Some(counted) = order.counted.take() else {
                     return Ok(());
                 };
-                let total: Cents = order.get("counted_total")?;
-                count(state, day, -1, -total)?;
-                Row::new().with("counted_day", Value::Null).with("counted_total", Value::Null)
+                count(state, counted, -1)?;
             }
             // A repeated OrderCreated or OrderConfirmed, and types not subscribed to.
             _ => return Ok(()),
-        };
-        state.put(ORDER_STATE, key, change)
+        }
+        state.put_json(ORDER_STATE, key, "state", order)
     }
 }
 
-/// Adds `orders` orders worth `revenue` to `day`, without reading the day's row.
-fn count(state: &mut State, day: Date, orders: i32, revenue: Cents) -> Result<(), Error> {
-    state.add(REVENUE_BY_DAY, ("day", day), "orders", orders)?;
-    state.add(REVENUE_BY_DAY, ("day", day), "revenue", revenue)
+/// Adds (`sign` 1) or takes out (-1) an order counted as `counted`, without reading the day's row.
+fn count(state: &mut State, counted: Counted, sign: i32) -> Result<(), Error> {
+    let day = ("day", Date::from_days(counted.day));
+    state.add(REVENUE_BY_DAY, day, "orders", sign)?;
+    state.add(REVENUE_BY_DAY, day, "revenue", if sign < 0 { -counted.total } else { counted.total })
 }
 
 refract_sdk::export!(RevenueByDay);
