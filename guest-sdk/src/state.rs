@@ -120,7 +120,10 @@ impl State {
         }
         // Until it is serialized, the row and its pending write hold a placeholder.
         let index = self.write(table, key.clone(), vec![(column.to_owned(), Change::Set(Value::Null))])?;
-        self.caches[index].entry(&key).decoded = Some(Decoded::new(column, value, true));
+        let entry = self.caches[index].entry(&key);
+        // Another column kept decoded gives way, its value serialized.
+        entry.settle()?;
+        entry.decoded = Some(Decoded::new(column, value, true));
         Ok(())
     }
 
@@ -598,8 +601,9 @@ mod tests {
     }
 
     /// A projection keeping a list in a JSON column of `lists` (`k text PRIMARY KEY, items
-    /// jsonb, n bigint`), read and written decoded; `sum` and `len` copy what they read into
-    /// `seen`, `len` through the whole row (its JSON text).
+    /// jsonb, tags jsonb, n bigint`), read and written decoded (`tag` writes the other JSON
+    /// column); `sum` and `len` copy what they read into `seen`, `len` through the whole row
+    /// (its JSON text).
     struct Lists;
 
     impl Projection for Lists {
@@ -607,7 +611,7 @@ mod tests {
 
         fn describe() -> Description {
             Description::new("lists", "1")
-                .table("lists", "CREATE TABLE lists (k text PRIMARY KEY, items jsonb, n bigint)")
+                .table("lists", "CREATE TABLE lists (k text PRIMARY KEY, items jsonb, tags jsonb, n bigint)")
                 .table("seen", "CREATE TABLE seen (at bigint PRIMARY KEY, n bigint)")
         }
 
@@ -632,6 +636,7 @@ mod tests {
                     let items = state.get("lists", key)?.map(|row| row.get::<Json<Vec<i64>>>("items")).transpose()?;
                     seen(state, items.map(|Json(items)| items.len() as i64))
                 }
+                "tag" => state.put_json("lists", key, "tags", [n]),
                 "count" => state.add("lists", key, "n", n),
                 "reset" => state.put("lists", key, Row::new().with("items", Value::json(&[n])?)),
                 "delete" => state.delete("lists", key),
@@ -662,6 +667,8 @@ mod tests {
             ("push", "a", 4),
             ("len", "a", 0),
             ("push", "c", 1),
+            ("tag", "c", 5),
+            ("push", "c", 2),
             ("push", "d", 1),
             ("push", "e", 1),
             ("reset", "b", 9),
@@ -693,11 +700,15 @@ mod tests {
         for (at, expected) in [(3, Some(3)), (5, Some(2)), (7, Some(6)), (10, Some(15)), (12, None), (14, Some(1))] {
             assert_eq!(seen(&harness, at), expected, "seen at {at}");
         }
-        assert_eq!((seen(&harness, 19), seen(&harness, 20)), (Some(1), Some(9)));
+        assert_eq!((seen(&harness, 21), seen(&harness, 22)), (Some(1), Some(9)));
         assert_eq!(items_of(&harness, "a"), Some(vec![4]));
         assert_eq!(harness.row("lists", ("k", "a")).unwrap().value("n"), None, "deleted with its count");
         assert_eq!(items_of(&harness, "b"), Some(vec![9]));
         assert_eq!(items_of(&harness, "e"), Some(vec![1]));
+        // Two JSON columns of one row, written in turn.
+        assert_eq!(items_of(&harness, "c"), Some(vec![1, 2]));
+        let tags = harness.row("lists", ("k", "c")).unwrap().get::<Json<Vec<i64>>>("tags").unwrap().0;
+        assert_eq!(tags, vec![5]);
     }
 
     #[test]
