@@ -107,6 +107,11 @@ impl State {
     /// the row if there is none, as [`put`](State::put) does), keeping it decoded for
     /// [`get_json`](State::get_json). It is serialized once, when the batch ends or when the
     /// row is read whole with [`get`](State::get), however often it is written.
+    ///
+    /// `get_json` then returns `value` itself, not what its JSON reads back as, so give a type
+    /// that reads back exactly (no `skip_serializing` fields, no `f64`s that do not round-trip):
+    /// otherwise what a read sees would depend on whether the row was still cached. A value that
+    /// cannot be serialized fails the batch when it ends, without naming an event.
     pub fn put_json<T: Serialize + 'static>(
         &mut self,
         table: &str,
