@@ -52,6 +52,11 @@ impl Cents {
     pub fn checked_mul(self, factor: i64) -> Result<Cents, Error> {
         self.0.checked_mul(factor).map(Cents).ok_or_else(|| overflow(self, "×", factor))
     }
+
+    /// `12.30`, written into `buffer`.
+    pub(crate) fn write(self, buffer: &mut [u8; TEXT_LEN]) -> &str {
+        Decimal::new(i128::from(self.0), 2).write(buffer)
+    }
 }
 
 fn overflow(left: Cents, op: &str, right: i64) -> Error {
@@ -64,13 +69,6 @@ impl std::ops::Neg for Cents {
     fn neg(self) -> Cents {
         // i64::MIN cents cannot come from parsing (its magnitude is not a valid amount).
         Cents(self.0.saturating_neg())
-    }
-}
-
-impl Cents {
-    /// `12.30`, written into `buffer`.
-    pub(crate) fn write(self, buffer: &mut [u8; TEXT_LEN]) -> &str {
-        Decimal::new(i128::from(self.0), 2).write(buffer)
     }
 }
 
