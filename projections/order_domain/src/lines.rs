@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use refract_sdk::{Cents, Error, Json, Row, Value};
+use refract_sdk::{Cents, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::ItemAdded;
@@ -26,16 +26,6 @@ pub struct Line {
 pub struct Lines(BTreeMap<String, Line>);
 
 impl Lines {
-    /// The lines stored in `column` of `row`.
-    pub fn read(row: &Row, column: &str) -> Result<Lines, Error> {
-        row.get::<Json<Lines>>(column).map(|Json(lines)| lines)
-    }
-
-    /// The lines as a `jsonb` value.
-    pub fn to_value(&self) -> Result<Value, Error> {
-        Value::json(self)
-    }
-
     /// Adds an item: a new line, or more of an existing one at the price first recorded
     /// for it. An error for a quantity that is not > 0, a negative price, or a total beyond
     /// `numeric(12,2)`; the lines are then unchanged.
@@ -82,6 +72,8 @@ impl Lines {
 
 #[cfg(test)]
 mod tests {
+    use refract_sdk::{Json, Row, Value};
+
     use super::*;
 
     fn item(product_id: &str, quantity: i64, cents: i64) -> ItemAdded {
@@ -114,10 +106,11 @@ mod tests {
     fn lines_round_trip_through_a_jsonb_column() {
         let mut lines = Lines::default();
         lines.add(item("p1", 2, 999)).unwrap();
-        let value = lines.to_value().unwrap();
+        // As `State::put_json` writes it.
+        let value = Value::json(&lines).unwrap();
         assert_eq!(value, Value::Json(r#"{"p1":{"quantity":2,"unit_price":"9.99"}}"#.into()));
         // As PostgreSQL returns jsonb: reformatted.
         let row = Row::new().with("lines", Value::Json(r#"{"p1": {"quantity": 2, "unit_price": "9.99"}}"#.into()));
-        assert_eq!(Lines::read(&row, "lines").unwrap(), lines);
+        assert_eq!(row.get::<Json<Lines>>("lines").unwrap().0, lines);
     }
 }
