@@ -118,6 +118,7 @@ pub const MIGRATIONS: &[Migration] = embedded![
     "0010_engine",
     "0011_versions",
     "0012_roles",
+    "0013_advance_or_raise",
 ];
 
 /// The four leading digits of a file stem `NNNN_name`; a malformed stem fails the build.

@@ -57,9 +57,10 @@ const PREPARED: usize = 256;
 
 /// The connection that commits a projection's batches, with the statements it prepared.
 ///
-/// A batch takes three round trips: the transaction opens and the checkpoint is checked,
-/// the writes run and the checkpoint moves, COMMIT; each step's statements are pipelined (all
-/// sent before the first reply is awaited), and each statement is prepared once per connection.
+/// A batch takes one round trip: BEGIN, the checkpoint's check, the writes, the checkpoint's move
+/// and COMMIT are all sent before the first reply is awaited (pipelined), and each statement is
+/// prepared once per connection (a statement not prepared yet waits for those before it: a
+/// raw one may create what the next names).
 pub struct Committer {
     client: Client,
     /// Prepared statements by SQL text.
@@ -77,7 +78,8 @@ impl Committer {
     /// `statement_timeout`.
     ///
     /// The connection may be logged in as the version's own role: the checkpoint moves through
-    /// `refract_advance`, which lets a role move its own checkpoint only. It is moved twice: first
+    /// `refract_advance_or_raise`, which lets a role move its own checkpoint only and aborts the
+    /// transaction when the checkpoint is not where expected. It is moved twice: first
     /// in place (which locks the row and checks that it stands at `from`, so that a fenced-off
     /// version stops before it writes), then to `to` after the statements, which fails if they
     /// touched it.
@@ -105,7 +107,6 @@ impl Committer {
         statements: &[Statement],
         statement_timeout: Duration,
     ) -> Result<(), CommitError> {
-        let moved_away = || CommitError::CheckpointMoved { name: name.to_owned(), expected: from };
         let begin = self.prepare("BEGIN").await?;
         // Raw SQL operations of the guest name the projection's tables unqualified. A batch's
         // statements are planned for its own values, as they were when prepared for each
@@ -117,39 +118,33 @@ impl Committer {
                  set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)",
             )
             .await?;
-        // One row when the checkpoint moved, none otherwise.
+        // Raises CHECKPOINT_MOVED unless the checkpoint moved: nothing after it in the
+        // transaction runs, and its COMMIT rolls back.
         let advance = self
-            .prepare(&format!("SELECT WHERE {}.refract_advance($1, $2, $3, $4, $5)", quote_ident(store_schema)))
+            .prepare(&format!("SELECT {}.refract_advance_or_raise($1, $2, $3, $4, $5)", quote_ident(store_schema)))
             .await?;
+        let commit = self.prepare("COMMIT").await?;
         let (search_path, timeout) = (quote_ident(name), statement_timeout.as_millis().max(1).to_string());
-        let check: [&(dyn ToSql + Sync); 5] =
-            [&name, &from.transaction_id, &from.position, &from.transaction_id, &from.position];
-        let opened = readmodel::execute(
-            &self.client,
-            &[(&begin, &[]), (&settings, &[&search_path, &timeout]), (&advance, &check)],
-        )
-        .await?;
-        if opened.last() != Some(&1) {
-            return Err(moved_away());
-        }
-        let mut writes: Vec<(tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+        let mut pipeline: Vec<(tokio_postgres::Statement, Vec<&(dyn ToSql + Sync)>)> = vec![
+            (begin, vec![]),
+            (settings, vec![&search_path, &timeout]),
+            (advance.clone(), vec![&name, &from.transaction_id, &from.position, &from.transaction_id, &from.position]),
+        ];
         for statement in statements {
             let prepared = match self.prepared.get(&statement.sql) {
                 Some(prepared) => prepared.clone(),
                 None => {
                     // Prepared once the statements before it ran: a raw one may create what it names.
-                    run(&self.client, &writes).await?;
-                    writes.clear();
+                    run(&self.client, &pipeline).await.map_err(|e| moved_or(e, name, from))?;
+                    pipeline.clear();
                     self.prepare(&statement.sql).await?
                 }
             };
-            writes.push((prepared, statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()));
+            pipeline.push((prepared, statement.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()));
         }
-        writes.push((advance, vec![&name, &from.transaction_id, &from.position, &to.transaction_id, &to.position]));
-        if run(&self.client, &writes).await?.last() != Some(&1) {
-            return Err(moved_away());
-        }
-        self.client.batch_execute("COMMIT").await?;
+        pipeline.push((advance, vec![&name, &from.transaction_id, &from.position, &to.transaction_id, &to.position]));
+        pipeline.push((commit, vec![]));
+        run(&self.client, &pipeline).await.map_err(|e| moved_or(e, name, from))?;
         Ok(())
     }
 
@@ -166,6 +161,19 @@ impl Committer {
         }
         self.prepared.insert(sql.to_owned(), prepared.clone());
         Ok(prepared)
+    }
+}
+
+/// The SQLSTATE `refract_advance_or_raise` raises when the checkpoint is not where it was expected.
+const CHECKPOINT_MOVED: &str = "RF001";
+
+/// `error`, or [`CommitError::CheckpointMoved`] when it says the checkpoint of `name` was not at `from`.
+fn moved_or(error: tokio_postgres::Error, name: &str, from: Cursor) -> CommitError {
+    match error.code() {
+        Some(code) if code.code() == CHECKPOINT_MOVED => {
+            CommitError::CheckpointMoved { name: name.to_owned(), expected: from }
+        }
+        _ => CommitError::Db(error),
     }
 }
 

@@ -71,11 +71,13 @@ impl Kind {
     }
 }
 
-/// A prepared read of one table by one set of key columns: its SQL and the columns it returns.
+/// A read of one table by one set of key columns: its SQL, the columns it returns, and the
+/// statement once prepared on the connection (a read then takes one round trip, not two).
 #[derive(Debug)]
 struct RowQuery {
     sql: String,
     columns: Vec<(String, Kind)>,
+    prepared: Option<tokio_postgres::Statement>,
 }
 
 /// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
@@ -131,7 +133,7 @@ impl DbRows {
         tables: &Tables,
         table: &str,
         key: &[ColumnValue],
-    ) -> Result<&'q RowQuery, String> {
+    ) -> Result<&'q mut RowQuery, String> {
         let names: Vec<String> = key.iter().map(|k| k.column.clone()).collect();
         if !tables.contains(table) {
             return Err(format!("table {table:?} is not a table of this projection"));
@@ -155,7 +157,7 @@ impl DbRows {
                 .join(" AND ");
             let sql =
                 format!("SELECT {select} FROM {}.{} WHERE {filter}", quote_ident(tables.schema()), quote_ident(table));
-            RowQuery { sql, columns }
+            RowQuery { sql, columns, prepared: None }
         });
         Ok(entry)
     }
@@ -186,12 +188,22 @@ impl RowSource for DbRows {
             ));
         }
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let row = self.handle.block_on(self.client.query_opt(query.sql.as_str(), &refs)).map_err(|e| {
-            if super::commit::is_transient(&e) {
-                self.lost.store(true, Ordering::Relaxed);
-            }
-            format!("reading {table:?}: {}", crate::db::describe(&e))
-        })?;
+        let client = &self.client;
+        let row = self
+            .handle
+            .block_on(async {
+                let statement = match &query.prepared {
+                    Some(statement) => statement.clone(),
+                    None => query.prepared.insert(client.prepare(&query.sql).await?).clone(),
+                };
+                client.query_opt(&statement, &refs).await
+            })
+            .map_err(|e| {
+                if super::commit::is_transient(&e) {
+                    self.lost.store(true, Ordering::Relaxed);
+                }
+                format!("reading {table:?}: {}", crate::db::describe(&e))
+            })?;
         let Some(row) = row else { return Ok(None) };
         query
             .columns
