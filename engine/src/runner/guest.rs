@@ -100,12 +100,17 @@ impl Guest {
         Ok(Guest { calls })
     }
 
-    /// Applies `selected` (or all of `batch` when `None`) in the guest.
-    pub async fn apply(&self, batch: Arc<Batch>, selected: Option<Vec<Event>>) -> ApplyResult {
+    /// Applies `selected` (or all of `batch` when `None`) in the guest. The guest starts at
+    /// once, not when the returned future is first polled: the caller may do other work
+    /// meanwhile.
+    pub fn apply(&self, batch: Arc<Batch>, selected: Option<Vec<Event>>) -> impl Future<Output = ApplyResult> + use<> {
         let (reply, result) = oneshot::channel();
-        let gone = || WasmError::Engine("the guest thread has ended".into());
-        self.calls.send(Call { batch, selected, reply }).map_err(|_| gone())?;
-        result.await.map_err(|_| gone())?
+        let sent = self.calls.send(Call { batch, selected, reply });
+        async move {
+            let gone = || WasmError::Engine("the guest thread has ended".into());
+            sent.map_err(|_| gone())?;
+            result.await.map_err(|_| gone())?
+        }
     }
 }
 

@@ -83,7 +83,7 @@ struct RowQuery {
 /// Reads rows for a guest over a connection of its own; runs on the guest's thread and blocks
 /// it while the query runs. Earlier batches of the projection may still be committing while
 /// the guest applies the next one: a read that must query a row one of them may write first
-/// waits on the writer's [`Fence`] until every batch handed to it has committed, so it sees
+/// waits on the writer's [`Fence`] until every batch announced to it has committed, so it sees
 /// the state the batch builds on. (`written` learns a batch's rows before they commit, see
 /// [`WrittenKeys::in_flight`].)
 pub struct DbRows {
@@ -115,7 +115,7 @@ impl DbRows {
         }
     }
 
-    /// Makes a read that must query wait until every batch handed to the writer of `fence`
+    /// Makes a read that must query wait until every batch announced to the writer of `fence`
     /// has committed.
     pub fn fenced(self, fence: Fence) -> Self {
         DbRows { fence: Some(fence), ..self }

@@ -7,7 +7,8 @@
 //! batch that never committed), reconnects, reads its checkpoint back and starts again there.
 //!
 //! Within a session the stages overlap: the coordinator reads ahead, the guest applies a batch
-//! while the [`writer`](super::writer) commits the one before it, in order. What must follow a
+//! while the worker plans the writes of the one before it and the [`writer`](super::writer)
+//! commits the one before that, in order. What must follow a
 //! commit waits for it: a `get-row` that queries (see [`DbRows`]), judging a failed batch (see
 //! [`poison`]), the swap-in at the head, and the end of the session, which lets every batch
 //! handed to the writer commit (or fail) first.
@@ -21,7 +22,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::commit::{CommitError, Committer, is_transient, read_checkpoint};
 use super::coordinator::Control;
 use super::cursor::Cursor;
-use super::guest::Guest;
+use super::guest::{ApplyResult, Guest};
 use super::install::{
     InstallError, LOCK_KEY, Login, Purpose, Target, finish_snapshot, prepare, prepare_snapshot, retire, role_of, sweep,
     switch,
@@ -31,7 +32,7 @@ use super::poison::{self, DeadLetters, Verdict};
 use super::reader::Batch;
 use super::rows::DbRows;
 use super::status::{LastError, State, StatusBoard};
-use super::writer::{Destination, Job, Stopped, WriteError, Writer};
+use super::writer::{Announced, Destination, Job, Stopped, WriteError, Writer};
 use super::written::WrittenKeys;
 use crate::readmodel::{Tables, plan_with_new_rows, quote_ident};
 use crate::wasm::WasmError;
@@ -379,6 +380,7 @@ struct Applied {
 
 /// What a session's pipeline works with: receive a batch, apply it in the guest, plan its
 /// writes and hand them to the writer, which commits them while the guest applies the next.
+/// A batch's writes are planned while the guest already applies the batch after it.
 struct Stages<'s> {
     loaded: &'s Loaded,
     ctx: &'s WorkerContext,
@@ -393,6 +395,27 @@ struct Stages<'s> {
     written: Arc<Mutex<WrittenKeys>>,
 }
 
+/// A batch the guest has applied, announced to the writer, whose writes are not planned yet.
+struct Unplanned {
+    batch: Arc<Batch>,
+    applied: Applied,
+    /// Per operation: its row did not exist before the batch.
+    new: Vec<bool>,
+    announced: Announced,
+    started: std::time::Instant,
+    took: Duration,
+}
+
+/// A guest call under way.
+struct Call<F> {
+    /// The call, or `None` when the projection receives none of the batch's events.
+    reply: Option<F>,
+    /// Events the guest receives.
+    events: usize,
+    /// Whether a batch before it had not committed when it started.
+    behind: bool,
+}
+
 impl Stages<'_> {
     /// Runs batches from `queue`, the first starting at `cursor`, through the guest to
     /// `writer`, until something ends the session.
@@ -403,13 +426,24 @@ impl Stages<'_> {
         queue: &mut mpsc::Receiver<Arc<Batch>>,
         mut cursor: Cursor,
     ) -> Result<Halt, SessionError> {
-        let (loaded, schema) = (self.loaded, self.target.schema.as_str());
         let mut shutdown = self.ctx.shutdown.clone();
+        // The batch applied last, planned and handed over once the guest has the next one, or
+        // before waiting when there is none yet.
+        let mut unplanned: Option<Unplanned> = None;
         loop {
-            let batch = tokio::select! {
-                batch = queue.recv() => batch.ok_or(SessionError::CoordinatorGone)?,
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(Halt::End(SessionEnd::Shutdown)),
-                stopped = writer.stopped() => return Err(stopped.into()),
+            let batch = match queue.try_recv() {
+                Ok(batch) => batch,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(SessionError::CoordinatorGone),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if let Some(halt) = self.hand(client, writer, unplanned.take()).await? {
+                        return Ok(halt);
+                    }
+                    tokio::select! {
+                        batch = queue.recv() => batch.ok_or(SessionError::CoordinatorGone)?,
+                        _ = shutdown.wait_for(|stop| *stop) => return Ok(Halt::End(SessionEnd::Shutdown)),
+                        stopped = writer.stopped() => return Err(stopped.into()),
+                    }
+                }
             };
             self.ctx.capacity.notify_one();
             if batch.from != cursor {
@@ -418,23 +452,29 @@ impl Stages<'_> {
                 return Err(SessionError::OutOfStep { expected: cursor, got: batch.from });
             }
             let started = std::time::Instant::now();
-            let Applied { ops, dead, events } = match self.apply(writer, &batch).await? {
+            let call = self.call(writer, &batch);
+            if let Some(halt) = self.hand(client, writer, unplanned.take()).await? {
+                return Ok(halt);
+            }
+            let applied = match self.conclude(writer, &batch, call).await? {
                 Ok(applied) => applied,
                 Err(error) => return Ok(Halt::Failed(error)),
             };
-            let applied = started.elapsed();
+            let took = started.elapsed();
             let new = {
                 let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 // Rows never written before this batch are inserted without looking for them.
-                let new = ops.iter().map(|op| matches!(op, Op::Upsert(u) if !written.may_exist(&u.table, &u.key)));
+                let new =
+                    applied.ops.iter().map(|op| matches!(op, Op::Upsert(u) if !written.may_exist(&u.table, &u.key)));
                 let new: Vec<bool> = new.collect();
                 // Before the batch commits: the guest may read while it does (see `WrittenKeys::record`).
-                written.record(&ops);
+                written.record(&applied.ops);
                 new
             };
-            let range = (batch.from, batch.to);
-            if !loaded.settings.allow_sql
-                && let Some(index) = ops.iter().position(|op| matches!(op, Op::Sql(_)))
+            // Before the guest applies the next batch: its reads wait for this one.
+            let announced = writer.announce();
+            if !self.loaded.settings.allow_sql
+                && let Some(index) = applied.ops.iter().position(|op| matches!(op, Op::Sql(_)))
             {
                 let refusal = BatchFailure(format!(
                     "operation {index}: raw SQL operations are not allowed for this projection (set allow_sql = true \
@@ -445,41 +485,75 @@ impl Stages<'_> {
                         ", or with the engine's rights where roles cannot be created"
                     }
                 ));
-                return Ok(Halt::Failed(batch_error(range, refusal)));
+                return Ok(Halt::Failed(batch_error((batch.from, batch.to), refusal)));
             }
-            let statements = match plan_with_new_rows(self.tables, &ops, &new) {
-                Ok(statements) => dead.with(statements, &self.ctx.store_schema, schema, loaded.name()),
-                Err(error) => return Ok(Halt::Failed(batch_error(range, error))),
-            };
-            let job = Job { range, at_head: batch.at_head, statements, events, ops: ops.len(), started, applied };
-            writer.hand(job).await?;
             cursor = batch.to;
-            if batch.at_head && (!self.target.active || matches!(self.mode, Mode::Rebuild)) {
-                writer.settled().await?;
-                if let Some(end) = finish(client, loaded, self.ctx, self.mode, self.target).await? {
-                    return Ok(Halt::End(end));
-                }
-            }
-            if !dead.is_empty() {
+            let skipped = !applied.dead.is_empty();
+            unplanned = Some(Unplanned { batch, applied, new, announced, started, took });
+            if skipped {
                 // The session's instance failed on this batch: the next session goes on with
                 // a fresh one, once this batch has committed.
-                return Ok(Halt::End(SessionEnd::Skipped));
+                return Ok(self
+                    .hand(client, writer, unplanned.take())
+                    .await?
+                    .unwrap_or(Halt::End(SessionEnd::Skipped)));
             }
         }
     }
 
-    /// Applies `batch` in the guest, or tells how the projection failed on it. Stops early
-    /// when the writer stops.
-    async fn apply(&self, writer: &mut Writer, batch: &Arc<Batch>) -> Result<Result<Applied, LastError>, SessionError> {
+    /// Plans the writes of `unplanned` (if any) and hands them to `writer`; at the head, ends
+    /// a build that is finished. `Some`: the session ends so.
+    async fn hand(
+        &self,
+        client: &mut tokio_postgres::Client,
+        writer: &mut Writer,
+        unplanned: Option<Unplanned>,
+    ) -> Result<Option<Halt>, SessionError> {
+        let Some(Unplanned { batch, applied: Applied { ops, dead, events }, new, announced, started, took }) =
+            unplanned
+        else {
+            return Ok(None);
+        };
+        let range = (batch.from, batch.to);
+        let statements = match plan_with_new_rows(self.tables, &ops, &new) {
+            Ok(statements) => dead.with(statements, &self.ctx.store_schema, &self.target.schema, self.loaded.name()),
+            Err(error) => return Ok(Some(Halt::Failed(batch_error(range, error)))),
+        };
+        let job = Job { range, at_head: batch.at_head, statements, events, ops: ops.len(), started, applied: took };
+        writer.hand(announced, job).await?;
+        if batch.at_head && (!self.target.active || matches!(self.mode, Mode::Rebuild)) {
+            writer.settled().await?;
+            if let Some(end) = finish(client, self.loaded, self.ctx, self.mode, self.target).await? {
+                return Ok(Some(Halt::End(end)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts applying `batch` in the guest.
+    fn call(&self, writer: &Writer, batch: &Arc<Batch>) -> Call<impl Future<Output = ApplyResult> + use<>> {
         let selected = select(self.loaded, self.until, batch);
         let events = selected.as_ref().map_or(batch.events.len(), Vec::len);
-        let applied = |ops, dead| Applied { ops, dead, events };
-        if events == 0 {
-            return Ok(Ok(applied(Vec::new(), DeadLetters::default())));
-        }
         let behind = writer.pending();
+        let reply = (events > 0).then(|| self.guest.apply(batch.clone(), selected));
+        Call { reply, events, behind }
+    }
+
+    /// What the guest made of `batch` in `call`, or how the projection failed on it. Stops
+    /// early when the writer stops.
+    async fn conclude(
+        &self,
+        writer: &mut Writer,
+        batch: &Arc<Batch>,
+        call: Call<impl Future<Output = ApplyResult>>,
+    ) -> Result<Result<Applied, LastError>, SessionError> {
+        let Call { reply, events, behind } = call;
+        let applied = |ops, dead| Applied { ops, dead, events };
+        let Some(reply) = reply else {
+            return Ok(Ok(applied(Vec::new(), DeadLetters::default())));
+        };
         let failed = tokio::select! {
-            result = self.guest.apply(batch.clone(), selected) => match result {
+            result = reply => match result {
                 // A guest may go on after a read failed: its writes could rest on a row it never saw.
                 Ok(Ok(_)) if self.rows_lost.load(Ordering::Relaxed) => return Err(SessionError::RowsLost),
                 Ok(Ok(ops)) => return Ok(Ok(applied(ops, DeadLetters::default()))),

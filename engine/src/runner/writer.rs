@@ -3,8 +3,9 @@
 //!
 //! At most one batch commits while one more waits, handed over; the worker waits for room
 //! before it hands another. The stage stops at its first error and commits nothing after it.
-//! A [`Fence`] lets a reader wait until every batch handed over has committed (the guest's
-//! `get-row` must see what the batches before its own wrote).
+//! A [`Fence`] lets a reader wait until every batch announced has committed (the guest's
+//! `get-row` must see what the batches before its own wrote): a batch is announced when the
+//! guest has applied it, before its writes are planned and handed over.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,22 +67,26 @@ pub(super) struct WriteError {
     pub(super) error: CommitError,
 }
 
+/// A batch announced to the fence ([`Writer::announce`]) and not handed over yet.
+#[must_use = "an announced batch must be handed over"]
+pub(super) struct Announced(());
+
 /// The writer stopped on an error, which [`Writer::close`] returns.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the writer stopped on an error")]
 pub(super) struct Stopped;
 
-/// Waits until every batch handed to a writer has committed.
+/// Waits until every batch announced to a writer has committed.
 #[derive(Clone)]
 pub(super) struct Fence {
-    handed: Arc<AtomicU64>,
+    announced: Arc<AtomicU64>,
     committed: watch::Receiver<u64>,
 }
 
 impl Fence {
-    /// Whether a batch handed over has not committed yet.
+    /// Whether a batch announced has not committed yet.
     pub(super) fn pending(&self) -> bool {
-        *self.committed.borrow() < self.handed.load(Ordering::Acquire)
+        *self.committed.borrow() < self.announced.load(Ordering::Acquire)
     }
 
     /// Batches committed so far.
@@ -89,11 +94,11 @@ impl Fence {
         *self.committed.borrow()
     }
 
-    /// Returns once every batch handed over so far has committed; fails when the writer
+    /// Returns once every batch announced so far has committed; fails when the writer
     /// stopped first.
     pub(super) async fn settled(&mut self) -> Result<(), Stopped> {
-        let handed = self.handed.load(Ordering::Acquire);
-        self.committed.wait_for(|committed| *committed >= handed).await.map(|_| ()).map_err(|_| Stopped)
+        let announced = self.announced.load(Ordering::Acquire);
+        self.committed.wait_for(|committed| *committed >= announced).await.map(|_| ()).map_err(|_| Stopped)
     }
 }
 
@@ -111,7 +116,7 @@ impl Writer {
         let (jobs, incoming) = mpsc::channel(READY);
         let (committed, progress) = watch::channel(0);
         let task = tokio::spawn(write(committer, destination, incoming, committed).in_current_span());
-        let fence = Fence { handed: Arc::new(AtomicU64::new(0)), committed: progress };
+        let fence = Fence { announced: Arc::new(AtomicU64::new(0)), committed: progress };
         Writer { jobs: Some(jobs), fence, task: Some(task) }
     }
 
@@ -120,19 +125,26 @@ impl Writer {
         self.fence.clone()
     }
 
-    /// Whether a batch handed over has not committed yet.
+    /// Whether a batch announced has not committed yet.
     pub(super) fn pending(&self) -> bool {
         self.fence.pending()
     }
 
-    /// Hands `job` over, once there is room.
-    pub(super) async fn hand(&mut self, job: Job) -> Result<(), Stopped> {
+    /// Announces the next batch to be handed over: from now on a reader waits for it on the
+    /// fence, although it is not planned yet. Every announced batch is handed over in order
+    /// (or the session ends, and with it every wait on the fence).
+    pub(super) fn announce(&self) -> Announced {
+        self.fence.announced.fetch_add(1, Ordering::AcqRel);
+        Announced(())
+    }
+
+    /// Hands `job`, the batch `announced`, over once there is room.
+    pub(super) async fn hand(&mut self, _announced: Announced, job: Job) -> Result<(), Stopped> {
         let jobs = self.jobs.as_ref().ok_or(Stopped)?;
-        self.fence.handed.fetch_add(1, Ordering::AcqRel);
         jobs.send(job).await.map_err(|_| Stopped)
     }
 
-    /// Returns once every batch handed over has committed.
+    /// Returns once every batch announced has committed.
     pub(super) async fn settled(&mut self) -> Result<(), Stopped> {
         self.fence.settled().await
     }
@@ -188,16 +200,16 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_fence_waits_for_every_batch_handed_over_and_fails_once_the_writer_is_gone() {
+    async fn a_fence_waits_for_every_batch_announced_and_fails_once_the_writer_is_gone() {
         let (committed, progress) = watch::channel(0);
-        let mut fence = Fence { handed: Arc::new(AtomicU64::new(2)), committed: progress };
+        let mut fence = Fence { announced: Arc::new(AtomicU64::new(2)), committed: progress };
         committed.send_replace(1);
         assert!(fence.pending());
-        assert!(fence.settled().now_or_never().is_none(), "one of the two batches handed over has not committed");
+        assert!(fence.settled().now_or_never().is_none(), "one of the two batches announced has not committed");
         committed.send_replace(2);
         assert!(!fence.pending());
         assert!(fence.settled().await.is_ok());
-        fence.handed.fetch_add(1, Ordering::AcqRel);
+        fence.announced.fetch_add(1, Ordering::AcqRel);
         drop(committed);
         assert!(fence.settled().await.is_err(), "the writer stopped before the third batch committed");
     }
