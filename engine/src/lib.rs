@@ -8,7 +8,6 @@ pub mod bench;
 pub mod db;
 pub mod generate;
 pub mod http;
-pub mod memory;
 pub mod metrics;
 pub mod migrate;
 pub mod readmodel;

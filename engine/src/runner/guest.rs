@@ -89,10 +89,6 @@ impl Guest {
                         tracing::debug!("caught up: instance renewed");
                     }
                     let _ = call.reply.send(result);
-                    if renewing {
-                        // The host side has freed its catch-up batches too.
-                        crate::memory::freed();
-                    }
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the guest thread: {e}")))?;
