@@ -16,17 +16,18 @@ fn at(position: i64) -> Cursor {
     Cursor { transaction_id: 0, position }
 }
 
-fn raw(sql: &str) -> Statement {
-    Statement { sql: sql.to_owned(), params: Vec::new() }
+/// Commits the raw statements `sql` as projection `p`'s batch from position `from` to `to`.
+async fn commit(committer: &mut Committer, (from, to): (i64, i64), sql: &[&str]) -> Result<(), CommitError> {
+    let statements: Vec<Statement> =
+        sql.iter().map(|sql| Statement { sql: (*sql).to_owned(), params: Vec::new() }).collect();
+    committer.commit("public", "p", (at(from), at(to)), &statements, TIMEOUT).await
 }
 
-async fn checkpoint(client: &Client) -> anyhow::Result<i64> {
-    Ok(client.query_one("SELECT position FROM checkpoints WHERE projection_name = 'p'", &[]).await?.get(0))
-}
-
-async fn keys(client: &Client) -> anyhow::Result<Vec<i32>> {
+/// The checkpoint of `p` and the keys of its table, read over `client`.
+async fn committed(client: &Client) -> anyhow::Result<(i64, Vec<i32>)> {
+    let position = client.query_one("SELECT position FROM checkpoints WHERE projection_name = 'p'", &[]).await?.get(0);
     let rows = client.query("SELECT k FROM p.t ORDER BY k", &[]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok((position, rows.iter().map(|r| r.get(0)).collect()))
 }
 
 #[tokio::test]
@@ -42,48 +43,34 @@ async fn a_batch_commits_with_its_checkpoint_or_not_at_all() -> anyhow::Result<(
     let mut committer = Committer::new(db.connect().await?);
 
     // Statements name the projection's tables unqualified: its schema is on the search path.
-    committer.commit("public", "p", (at(0), at(10)), &[raw("INSERT INTO t VALUES (1)")], TIMEOUT).await?;
-    assert_eq!((checkpoint(&admin).await?, keys(&admin).await?), (10, vec![1]));
+    commit(&mut committer, (0, 10), &["INSERT INTO t VALUES (1)"]).await?;
+    assert_eq!(committed(&admin).await?, (10, vec![1]));
 
     // A batch from where the checkpoint no longer stands (another engine moved it).
-    let stale = committer.commit("public", "p", (at(0), at(20)), &[raw("INSERT INTO t VALUES (2)")], TIMEOUT).await;
+    let stale = commit(&mut committer, (0, 20), &["INSERT INTO t VALUES (2)"]).await;
     assert!(matches!(stale, Err(CommitError::CheckpointMoved { expected, .. }) if expected == at(0)), "{stale:?}");
-    assert_eq!((checkpoint(&admin).await?, keys(&admin).await?), (10, vec![1]), "the stale batch wrote");
+    assert_eq!(committed(&admin).await?, (10, vec![1]), "the stale batch wrote");
 
     // Writes that move the checkpoint themselves: the final move finds it gone.
-    let touched = committer
-        .commit(
-            "public",
-            "p",
-            (at(10), at(30)),
-            &[
-                raw("INSERT INTO t VALUES (3)"),
-                raw("UPDATE public.checkpoints SET position = 99 WHERE projection_name = 'p'"),
-            ],
-            TIMEOUT,
-        )
-        .await;
+    let touched = commit(
+        &mut committer,
+        (10, 30),
+        &["INSERT INTO t VALUES (3)", "UPDATE public.checkpoints SET position = 99 WHERE projection_name = 'p'"],
+    )
+    .await;
     assert!(matches!(touched, Err(CommitError::CheckpointMoved { .. })), "{touched:?}");
-    assert_eq!((checkpoint(&admin).await?, keys(&admin).await?), (10, vec![1]), "the batch that moved it wrote");
+    assert_eq!(committed(&admin).await?, (10, vec![1]), "the batch that moved it wrote");
 
     // A statement that fails rolls the batch back, with PostgreSQL's own error.
-    let failed = committer
-        .commit(
-            "public",
-            "p",
-            (at(10), at(40)),
-            &[raw("INSERT INTO t VALUES (4)"), raw("INSERT INTO t VALUES (1)")],
-            TIMEOUT,
-        )
-        .await;
+    let failed = commit(&mut committer, (10, 40), &["INSERT INTO t VALUES (4)", "INSERT INTO t VALUES (1)"]).await;
     assert!(
         matches!(&failed, Err(CommitError::Db(e)) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)),
         "{failed:?}"
     );
-    assert_eq!((checkpoint(&admin).await?, keys(&admin).await?), (10, vec![1]), "the failed batch wrote");
+    assert_eq!(committed(&admin).await?, (10, vec![1]), "the failed batch wrote");
 
     // The same connection goes on: no transaction was left open behind the failures.
-    committer.commit("public", "p", (at(10), at(50)), &[raw("INSERT INTO t VALUES (5)")], TIMEOUT).await?;
-    assert_eq!((checkpoint(&admin).await?, keys(&admin).await?), (50, vec![1, 5]));
+    commit(&mut committer, (10, 50), &["INSERT INTO t VALUES (5)"]).await?;
+    assert_eq!(committed(&admin).await?, (50, vec![1, 5]));
     Ok(())
 }
