@@ -25,10 +25,14 @@ pub async fn execute(
 ) -> Result<Vec<u64>, tokio_postgres::Error> {
     let mut replies: Vec<_> =
         statements.iter().map(|(statement, params)| Box::pin(maybe_done(client.execute(*statement, params)))).collect();
-    // A request is sent when its future is first polled: all of them, in order.
+    // A request is sent when its future is first polled: all of them, in order. One that fails
+    // before it is sent (a parameter it cannot encode, a wrong number of them) stops the ones
+    // after it: they would run without it, a COMMIT among them.
     std::future::poll_fn(|cx| {
         for reply in &mut replies {
-            let _ = reply.as_mut().poll(cx);
+            if reply.as_mut().poll(cx).is_ready() && matches!(reply.as_mut().output_mut(), Some(Err(_))) {
+                break;
+            }
         }
         Poll::Ready(())
     })

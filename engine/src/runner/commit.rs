@@ -80,9 +80,9 @@ impl Committer {
     /// The connection may be logged in as the version's own role: the checkpoint moves through
     /// `refract_advance_or_raise`, which lets a role move its own checkpoint only and aborts the
     /// transaction when the checkpoint is not where expected. It is moved twice: first
-    /// in place (which locks the row and checks that it stands at `from`, so that a fenced-off
-    /// version stops before it writes), then to `to` after the statements, which fails if they
-    /// touched it.
+    /// in place (which locks the row and checks that it stands at `from`: a fenced-off
+    /// version's writes, sent with it, then fail on the aborted transaction and its COMMIT
+    /// rolls back), then to `to` after the statements, which fails if they touched it.
     pub async fn commit(
         &mut self,
         store_schema: &str,
