@@ -431,6 +431,10 @@ impl Stages<'_> {
         // before waiting when there is none yet.
         let mut unplanned: Option<Unplanned> = None;
         loop {
+            // While catching up the queue is seldom empty: the stop is looked for here too.
+            if *shutdown.borrow() {
+                return Ok(Halt::End(SessionEnd::Shutdown));
+            }
             let batch = match queue.try_recv() {
                 Ok(batch) => batch,
                 Err(mpsc::error::TryRecvError::Disconnected) => return Err(SessionError::CoordinatorGone),
