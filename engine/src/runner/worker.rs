@@ -465,16 +465,9 @@ impl Stages<'_> {
                 Err(error) => return Ok(Halt::Failed(error)),
             };
             let took = started.elapsed();
-            let new = {
-                let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                // Rows never written before this batch are inserted without looking for them.
-                let new =
-                    applied.ops.iter().map(|op| matches!(op, Op::Upsert(u) if !written.may_exist(&u.table, &u.key)));
-                let new: Vec<bool> = new.collect();
-                // Before the batch commits: the guest may read while it does (see `WrittenKeys::record`).
-                written.record(&applied.ops);
-                new
-            };
+            // Rows never written before are inserted without looking for them. Recorded before
+            // the batch commits: the guest may read while it does (see `WrittenKeys::record`).
+            let new = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(&applied.ops);
             // Before the guest applies the next batch: its reads wait for this one.
             let announced = writer.announce();
             if !self.loaded.settings.allow_sql

@@ -81,19 +81,21 @@ impl WrittenKeys {
         }
     }
 
-    /// Records the rows `ops` write, as the next batch in flight. A raw statement, or a write
-    /// by another key than the primary key, makes every row possible (and every row possibly
-    /// written by this batch).
+    /// Records the rows `ops` write, as the next batch in flight, and tells for each operation
+    /// whether it is an upsert of a row that cannot exist before it (never written, nor by an
+    /// operation before it in `ops`). A raw statement, or a write by another key than the
+    /// primary key, makes every row possible (and every row possibly written by this batch).
     ///
     /// The worker records each batch it hands to its writer, in order, before it hands it over,
     /// so that batch `n` recorded is batch `n` committed. Recording a batch before it commits
     /// is safe, and needed when the guest reads while it commits: a row recorded answers
     /// "maybe", and the read waits for the commit and asks the database; a batch that never
     /// commits ends the session, and these keys with it.
-    pub fn record(&mut self, ops: &[Op]) {
+    pub fn record(&mut self, ops: &[Op]) -> Vec<bool> {
         self.recorded += 1;
+        let mut new = vec![false; ops.len()];
         let mut rows = (!self.tables.order_sensitive()).then(HashSet::new);
-        for op in ops {
+        for (op, new) in ops.iter().zip(&mut new) {
             let identity = match op {
                 Op::Upsert(u) => self.identity(&u.table, &u.key),
                 Op::Delete(d) => self.identity(&d.table, &d.key),
@@ -105,15 +107,19 @@ impl WrittenKeys {
                 break;
             };
             if let Some(bits) = &mut self.bits {
+                let mut absent = false;
                 for bit in positions(identity) {
+                    absent |= bits[bit / 64] & (1 << (bit % 64)) == 0;
                     bits[bit / 64] |= 1 << (bit % 64);
                 }
+                *new = absent && matches!(op, Op::Upsert(_));
             }
             if let Some(rows) = &mut rows {
                 rows.insert(identity.0);
             }
         }
         self.in_flight.push_back((self.recorded, rows));
+        new
     }
 
     /// Whether a batch recorded after the first `committed` may write the row of `table` with
@@ -185,10 +191,11 @@ mod tests {
     fn only_written_rows_may_exist_until_raw_sql_runs() {
         let mut written = WrittenKeys::empty(&tables());
         assert!(!written.may_exist("t", &key(1)));
-        written.record(&[
+        let new = written.record(&[
             Op::Upsert(Upsert { table: "t".into(), key: key(1), columns: vec![] }),
             Op::Delete(Delete { table: "u".into(), key: key(2) }),
         ]);
+        assert_eq!(new, [true, false], "an upsert of a row never written; a delete is never an insert");
         assert!(written.may_exist("t", &key(1)));
         assert!(written.may_exist("u", &key(2)));
         assert!(!written.may_exist("u", &key(1)), "same key, other table");
@@ -196,6 +203,9 @@ mod tests {
         assert!(written.may_exist("t", &text_key), "01 is the bigint 1");
         let misses = (3..10_000).filter(|i| written.may_exist("t", &key(*i))).count();
         assert!(misses < 5, "{misses} false positives among 9997 rows never written");
+        let upsert = |table: &str, id| Op::Upsert(Upsert { table: table.into(), key: key(id), columns: vec![] });
+        let new = written.record(&[upsert("t", 1), upsert("t", 3), upsert("t", 3), upsert("u", 3)]);
+        assert_eq!(new, [false, true, false, true], "written before, new, its second write, other table");
         written.record(&[Op::Sql(Statement { sql: "INSERT INTO t VALUES (5)".into(), params: vec![] })]);
         assert!(written.may_exist("t", &key(5)));
         assert!(WrittenKeys::unknown().may_exist("t", &key(1)));
