@@ -255,10 +255,10 @@ async fn refused_components_leave_the_serving_version_in_place() -> anyhow::Resu
     std::fs::write(&target, b"not a component")?;
     wait_for_refusals(&engine, 2).await?;
     // A component built against a contract this engine does not know.
-    std::fs::copy(refract_projection_artifacts::HOSTILE_CONTRACT_0_2, &target)?;
+    std::fs::copy(refract_projection_artifacts::HOSTILE_CONTRACT_0_9, &target)?;
     wait_for_refusals(&engine, 3).await?;
     assert!(
-        engine.log().contains("refract:projection@0.2.0"),
+        engine.log().contains("refract:projection@0.9.0"),
         "the refusal names the contract; log:\n{}",
         engine.log()
     );

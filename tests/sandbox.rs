@@ -386,10 +386,10 @@ async fn a_component_importing_an_interface_the_host_lacks_is_refused_at_load() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_built_against_a_newer_contract_is_refused_at_load() -> anyhow::Result<()> {
     let expected = [
-        "the component was built against refract:projection@0.2.0 (it uses `refract:projection/projection@0.2.0`)",
-        "it speaks refract:projection@0.1.0",
+        "the component was built against refract:projection@0.9.0 (it uses `refract:projection/projection@0.9.0`)",
+        "it speaks refract:projection@0.1.0 and @0.2.0",
     ];
-    refused_at_load(artifacts::HOSTILE_CONTRACT_0_2, 29, &expected).await
+    refused_at_load(artifacts::HOSTILE_CONTRACT_0_9, 29, &expected).await
 }
 
 /// Copies every event of `from` into the empty log of `to`, identically (ids, positions, times).
@@ -458,6 +458,20 @@ async fn a_million_operations_for_one_event_fail_the_projection_at_its_result_li
     // Refused while the result is copied out of the guest, before any of it reaches the
     // database; the message names the limit and the setting.
     assert!(error.contains("more than 16 MiB") && error.contains("setting max_result_mib"), "{error}");
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_packed_result_fails_the_projection_and_writes_nothing() -> anyhow::Result<()> {
+    let run = Scenario::run(artifacts::HOSTILE_MALFORMED_PACKED, None, 30).await?;
+    let error = run.failure().await?;
+    assert!(
+        error.contains(
+            "the projection returned a malformed operations buffer: at byte 4: 9 is not a valid operation kind"
+        ),
+        "{error}"
+    );
     assert_eq!(run.rows("hits").await?, 0);
     Ok(())
 }

@@ -113,6 +113,8 @@ mod guest;
 pub mod log;
 mod money;
 mod op;
+#[cfg(any(target_arch = "wasm32", test))]
+mod packed;
 mod projection;
 mod row;
 mod runner;
@@ -156,7 +158,13 @@ macro_rules! export {
                     $crate::__private::wit::ProjectionError,
                 > {
                     $crate::__private::apply::<$projection>(events)
-        }
+                }
+
+                fn apply_packed(
+                    events: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::wit::ProjectionError> {
+                    $crate::__private::apply_packed::<$projection>(events)
+                }
             }
 
             $crate::__private::bindings::__export_projector!(RefractComponent with_types_in $crate::__private::bindings);
@@ -169,6 +177,6 @@ macro_rules! export {
 #[cfg(target_arch = "wasm32")]
 pub mod __private {
     pub use crate::guest::bindings::refract::projection::types as wit;
-    pub use crate::guest::{Guest, apply, bindings, describe};
+    pub use crate::guest::{Guest, apply, apply_packed, bindings, describe};
     pub use wit_bindgen;
 }

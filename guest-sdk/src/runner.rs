@@ -14,15 +14,11 @@ impl Runner {
     /// instance: the next batch starts with an empty cache, reading rows from `source`.
     pub(crate) fn apply<P: Projection>(
         &mut self,
-        events: impl IntoIterator<Item = Event>,
+        events: impl Batch,
         source: impl FnOnce() -> Box<dyn RowSource>,
     ) -> Result<Vec<Op>, ProjectionError> {
         let mut state = self.state.take().unwrap_or_else(|| State::new(&P::describe(), P::CACHE_ROWS, source()));
-        for event in events {
-            if let Err(error) = P::apply(&event, &mut state) {
-                return Err(projection_error(&event, error));
-            }
-        }
+        events.each(|event| P::apply(event, &mut state).map_err(|error| projection_error(event, error)))?;
         let ops = state.flush().map_err(|error| ProjectionError {
             message: format!("ending the batch: {error}"),
             global_position: None,
@@ -34,6 +30,18 @@ impl Runner {
     /// Forgets the state, as a new instance would start.
     pub(crate) fn reset(&mut self) {
         self.state = None;
+    }
+}
+
+/// The events of a batch, handed to a function one at a time.
+pub(crate) trait Batch {
+    /// Calls `apply` with each event in order, up to the first error, which it returns.
+    fn each(self, apply: impl FnMut(&Event) -> Result<(), ProjectionError>) -> Result<(), ProjectionError>;
+}
+
+impl<I: IntoIterator<Item = Event>> Batch for I {
+    fn each(self, mut apply: impl FnMut(&Event) -> Result<(), ProjectionError>) -> Result<(), ProjectionError> {
+        self.into_iter().try_for_each(|event| apply(&event))
     }
 }
 

@@ -59,7 +59,8 @@ const HOSTILE: &[&str] = &[
     "flood",
     "ignore_read_errors",
     "unknown_import",
-    "contract_0_2",
+    "contract_0_9",
+    "malformed_packed",
 ];
 
 /// What the guests are built from: a change to any of these rebuilds them.

@@ -125,6 +125,30 @@ impl host::Host for HostState {
 
 impl super::bindings::types::Host for HostState {}
 
+/// Contract 0.2.0's `host` is 0.1.0's.
+impl super::bindings::v0_2_0::refract::projection::host::Host for HostState {
+    fn log(
+        &mut self,
+        level: super::bindings::v0_2_0::refract::projection::host::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) {
+        use super::bindings::v0_2_0::refract::projection::host::Level as Level0_2;
+        let level = match level {
+            Level0_2::Trace => Level::Trace,
+            Level0_2::Debug => Level::Debug,
+            Level0_2::Info => Level::Info,
+            Level0_2::Warn => Level::Warn,
+            Level0_2::Error => Level::Error,
+        };
+        host::Host::log(self, level, message, fields);
+    }
+
+    fn get_row(&mut self, table: String, key: Vec<ColumnValue>) -> Result<Option<Vec<ColumnValue>>, String> {
+        self.rows.get_row(&table, &key)
+    }
+}
+
 /// A guest's log fields rendered as `key=value` pairs.
 struct GuestFields<'a>(&'a [(String, String)]);
 

@@ -9,8 +9,9 @@ mod bindings;
 mod determinism;
 mod host;
 mod output;
+mod packed;
 mod runtime;
 
-pub use bindings::{CONTRACT_VERSION, types};
+pub use bindings::{CONTRACT_VERSIONS, types};
 pub use host::{NoRows, RowSource};
 pub use runtime::{Instance, Limits, Projector, Runtime, WasmError};

@@ -9,8 +9,9 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use super::bindings::types::{Description, Event, Op, ProjectionError};
-use super::bindings::{ProjectorBindings, ProjectorBindingsPre, v0_1_0};
+use super::bindings::{v0_1_0, v0_2_0};
 use super::host::{HostState, RowSource};
+use super::packed;
 
 /// Set to `perfmap` to have `perf` name the functions of the guests' compiled code (see the
 /// README's "Performance" section).
@@ -67,7 +68,7 @@ pub enum WasmError {
     Invalid(String),
     /// The component does not fit the contract: a missing export, or an import the host
     /// does not provide.
-    #[error("the component does not implement refract:projection@{version}: {message}", version = super::CONTRACT_VERSION)]
+    #[error("the component does not implement refract:projection{versions}: {message}", versions = spoken())]
     Contract {
         /// What the linker said.
         message: String,
@@ -75,9 +76,9 @@ pub enum WasmError {
     /// The component was built against a version of the contract this host does not speak.
     #[error(
         "the component was built against refract:projection@{version} (it uses `{interface}`), which this \
-         engine does not know: it speaks refract:projection@{host}; build the component against that \
-         version or upgrade the engine",
-        host = super::CONTRACT_VERSION
+         engine does not know: it speaks refract:projection{host}; build the component against one of \
+         these versions or upgrade the engine",
+        host = spoken()
     )]
     ContractVersion {
         /// The contract version the component uses.
@@ -88,8 +89,8 @@ pub enum WasmError {
     /// The component imports an interface the host does not provide.
     #[error(
         "the component imports `{import}`, which this engine does not provide: a projection may import \
-         refract:projection@{host} and WASI 0.2 (cli, clocks, filesystem, io, random, sockets) only",
-        host = super::CONTRACT_VERSION
+         refract:projection{host} and WASI 0.2 (cli, clocks, filesystem, io, random, sockets) only",
+        host = spoken()
     )]
     UnknownImport {
         /// The import, as the component names it.
@@ -103,6 +104,10 @@ pub enum WasmError {
         .0 >> 20
     )]
     ResultTooLarge(usize),
+    /// The guest's packed operations (contract 0.2.0's `apply-packed`) are not in the format
+    /// the contract gives.
+    #[error("the projection returned a malformed operations buffer: {0}")]
+    Malformed(refract_packed::Malformed),
     /// The guest trapped (a panic, an out-of-bounds access, memory exhausted).
     #[error("the projection trapped: {0}")]
     Trap(String),
@@ -157,6 +162,10 @@ impl Runtime {
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         v0_1_0::refract::projection::types::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        v0_2_0::refract::projection::host::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        // 0.2.0's `types` is 0.1.0's (see `bindings`): an instance of types only.
+        linker.instance("refract:projection/types@0.2.0").map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(Runtime { engine, linker: Arc::new(linker), _ticker: Arc::new(ticker), cache })
@@ -172,8 +181,14 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8]) -> Result<Projector, WasmError> {
         let component = Component::new(&self.engine, bytes).map_err(|e| WasmError::Invalid(format!("{e:#}")))?;
         check_contract_version(&self.engine, &component)?;
+        let packed = exports_packed(&self.engine, &component);
         let pre = self.linker.instantiate_pre(&component).map_err(|e| unlinked(&self.engine, &component, e))?;
-        let pre = ProjectorBindingsPre::new(pre).map_err(|e| WasmError::Contract { message: format!("{e:#}") })?;
+        let contract = |e: wasmtime::Error| WasmError::Contract { message: format!("{e:#}") };
+        let pre = if packed {
+            BindingsPre::Packed(v0_2_0::ProjectorPre::new(pre).map_err(contract)?)
+        } else {
+            BindingsPre::Records(v0_1_0::ProjectorPre::new(pre).map_err(contract)?)
+        };
         Ok(Projector { runtime: self.clone(), pre })
     }
 
@@ -188,7 +203,22 @@ impl Runtime {
 #[derive(Clone)]
 pub struct Projector {
     runtime: Runtime,
-    pre: ProjectorBindingsPre<HostState>,
+    pre: BindingsPre,
+}
+
+/// A component's exports, ready to instantiate, by how it takes a batch.
+#[derive(Clone)]
+enum BindingsPre {
+    /// Contract 0.1.0: `apply` with a list of event records.
+    Records(v0_1_0::ProjectorPre<HostState>),
+    /// Contract 0.2.0: `apply-packed` with one buffer.
+    Packed(v0_2_0::ProjectorPre<HostState>),
+}
+
+/// The exports of an instance (see [`BindingsPre`]).
+enum Bindings {
+    Records(v0_1_0::Projector),
+    Packed(v0_2_0::Projector),
 }
 
 impl Projector {
@@ -199,8 +229,12 @@ impl Projector {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
         store.set_hostcall_fuel(limits.max_result_bytes);
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, limits))?;
-        Ok(Instance { projector: self.clone(), store, bindings, limits: limits.clone() })
+        let bindings = match &self.pre {
+            BindingsPre::Records(pre) => pre.instantiate(&mut store).map(Bindings::Records),
+            BindingsPre::Packed(pre) => pre.instantiate(&mut store).map(Bindings::Packed),
+        };
+        let bindings = bindings.map_err(|e| classify(e, limits))?;
+        Ok(Instance { projector: self.clone(), store, bindings, limits: limits.clone(), packed: Vec::new() })
     }
 }
 
@@ -209,8 +243,10 @@ impl Projector {
 pub struct Instance {
     projector: Projector,
     store: Store<HostState>,
-    bindings: ProjectorBindings,
+    bindings: Bindings,
     limits: Limits,
+    /// The last batch packed for `apply-packed`, kept for its capacity.
+    packed: Vec<u8>,
 }
 
 impl Instance {
@@ -218,8 +254,11 @@ impl Instance {
     pub fn describe(&mut self) -> Result<Description, WasmError> {
         self.store.data().environment.start_batch(0, 0);
         self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        let projection = self.bindings.refract_projection_projection();
-        let result = projection.call_describe(&mut self.store).map_err(|e| classify(e, &self.limits));
+        let result = match &self.bindings {
+            Bindings::Records(bindings) => bindings.refract_projection_projection().call_describe(&mut self.store),
+            Bindings::Packed(bindings) => bindings.refract_projection_projection().call_describe(&mut self.store),
+        };
+        let result = result.map_err(|e| classify(e, &self.limits));
         let result = result.map_err(|e| self.store.data().explain(e));
         self.store.data().end_call();
         result
@@ -240,12 +279,34 @@ impl Instance {
         let (first, last) = (events.first().map_or(0, |e| e.global_position), events.last().map_or(0, |e| e.timestamp));
         self.store.data().environment.start_batch(first, last);
         self.store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
-        let projection = self.bindings.refract_projection_projection();
-        let result = projection.call_apply(&mut self.store, events).map_err(|e| classify(e, &self.limits));
+        let result = match &self.bindings {
+            Bindings::Records(bindings) => {
+                bindings.refract_projection_projection().call_apply(&mut self.store, events).map(Ok)
+            }
+            Bindings::Packed(bindings) => {
+                packed::pack_events(events, &mut self.packed);
+                let projection = bindings.refract_projection_projection();
+                projection.call_apply_packed(&mut self.store, &self.packed).map(|result| match result {
+                    Ok(ops) => packed::unpack_ops(&ops).map(Ok).map_err(WasmError::Malformed),
+                    Err(refusal) => Ok(Err(refusal)),
+                })
+            }
+        };
+        let result = result.map_err(|e| classify(e, &self.limits)).and_then(|result| result);
         let result = result.map_err(|e| self.store.data().explain(e));
         self.store.data().end_call();
         result
     }
+}
+
+/// Whether `component` exports the projection interface of contract 0.2.0 (`apply-packed`).
+fn exports_packed(engine: &Engine, component: &Component) -> bool {
+    component.component_type().exports(engine).any(|(name, _)| name == "refract:projection/projection@0.2.0")
+}
+
+/// The contract versions this host speaks, as error messages name them: `@0.1.0 and @0.2.0`.
+fn spoken() -> String {
+    super::CONTRACT_VERSIONS.map(|version| format!("@{version}")).join(" and ")
 }
 
 fn deadline_ticks(deadline: Duration) -> u64 {
@@ -275,8 +336,8 @@ fn check_contract_version(engine: &Engine, component: &Component) -> Result<(), 
     let mut names = ty.imports(engine).map(|(name, _)| name).chain(ty.exports(engine).map(|(name, _)| name));
     let newer = names.find_map(|name| {
         let version = name.strip_prefix("refract:projection/")?.split_once('@').map_or("", |(_, v)| v);
-        (compatibility(version) != compatibility(super::CONTRACT_VERSION))
-            .then(|| (version.to_owned(), name.to_owned()))
+        let known = super::CONTRACT_VERSIONS.iter().any(|spoken| compatibility(spoken) == compatibility(version));
+        (!known).then(|| (version.to_owned(), name.to_owned()))
     });
     match newer {
         Some((version, interface)) => Err(WasmError::ContractVersion { version, interface }),
