@@ -55,7 +55,11 @@ pub fn apply<P: Projection>(events: Vec<wit::Event>) -> Result<Vec<wit::Op>, wit
 
 /// The `apply-packed` export of projection `P`: what the engine calls.
 pub fn apply_packed<P: Projection>(events: Vec<u8>) -> Result<Vec<u8>, wit::ProjectionError> {
-    run::<P>(PackedEvents(&events)).map(|ops| pack_ops(&ops))
+    let ops = run::<P>(PackedEvents(&events))?;
+    // The operations' buffer may take the events' place in the instance's memory, which
+    // never shrinks.
+    drop(events);
+    Ok(pack_ops(&ops))
 }
 
 fn run<P: Projection>(events: impl Batch) -> Result<Vec<Op>, wit::ProjectionError> {
