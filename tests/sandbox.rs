@@ -468,10 +468,21 @@ async fn a_malformed_packed_result_fails_the_projection_and_writes_nothing() -> 
     let error = run.failure().await?;
     assert!(
         error.contains(
-            "the projection returned a malformed operations buffer: at byte 4: 9 is not a valid operation kind"
+            "the projection returned a malformed operations buffer: at byte 61: 9 is not a valid operation kind"
         ),
         "{error}"
     );
+    // Not even the valid upsert before the malformed operation.
+    assert_eq!(run.rows("hits").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packed_operations_over_the_result_limit_in_host_memory_fail_the_projection() -> anyhow::Result<()> {
+    // 4 MiB packed, within the limit as bytes; 4M parameters are far more once read back.
+    let run = Scenario::run(artifacts::HOSTILE_FLOOD_PACKED, Some("max_result_mib = 16\n"), 31).await?;
+    let error = run.failure().await?;
+    assert!(error.contains("more than 16 MiB") && error.contains("setting max_result_mib"), "{error}");
     assert_eq!(run.rows("hits").await?, 0);
     Ok(())
 }

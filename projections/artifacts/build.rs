@@ -61,6 +61,7 @@ const HOSTILE: &[&str] = &[
     "unknown_import",
     "contract_0_9",
     "malformed_packed",
+    "flood_packed",
 ];
 
 /// What the guests are built from: a change to any of these rebuilds them.

@@ -145,7 +145,7 @@ impl super::bindings::v0_2_0::refract::projection::host::Host for HostState {
     }
 
     fn get_row(&mut self, table: String, key: Vec<ColumnValue>) -> Result<Option<Vec<ColumnValue>>, String> {
-        self.rows.get_row(&table, &key)
+        host::Host::get_row(self, table, key)
     }
 }
 

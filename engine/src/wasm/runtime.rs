@@ -11,7 +11,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 use super::bindings::types::{Description, Event, Op, ProjectionError};
 use super::bindings::{v0_1_0, v0_2_0};
 use super::host::{HostState, RowSource};
-use super::packed;
+use super::packed::{self, UnpackError};
 
 /// Set to `perfmap` to have `perf` name the functions of the guests' compiled code (see the
 /// README's "Performance" section).
@@ -35,7 +35,9 @@ pub struct Limits {
     pub max_memories: usize,
     /// Most bytes the guest may hand the host in one call: the operations `apply` returns
     /// (measured as wasmtime copies them out of the guest, before the host holds them), or the
-    /// arguments of one call into the host.
+    /// arguments of one call into the host. `apply-packed`'s buffer is held to it as it is
+    /// copied out, and the operations it holds again as they are read back, at what they take
+    /// in the host's memory.
     pub max_result_bytes: usize,
 }
 
@@ -68,8 +70,10 @@ pub enum WasmError {
     Invalid(String),
     /// The component does not fit the contract: a missing export, or an import the host
     /// does not provide.
-    #[error("the component does not implement refract:projection{versions}: {message}", versions = spoken())]
+    #[error("the component does not implement refract:projection@{version}: {message}")]
     Contract {
+        /// The contract version it was held to, or the versions it could have implemented.
+        version: String,
         /// What the linker said.
         message: String,
     },
@@ -100,7 +104,7 @@ pub enum WasmError {
     #[error(
         "the projection returned more than {} MiB in one call (its operations for the batch, or the \
          arguments of one call into the host), its limit (setting max_result_mib); refused while being \
-         copied out of the guest, before the host stored any of it",
+         copied out of the guest or read back, before the host stored any of it",
         .0 >> 20
     )]
     ResultTooLarge(usize),
@@ -183,11 +187,13 @@ impl Runtime {
         check_contract_version(&self.engine, &component)?;
         let packed = exports_packed(&self.engine, &component);
         let pre = self.linker.instantiate_pre(&component).map_err(|e| unlinked(&self.engine, &component, e))?;
-        let contract = |e: wasmtime::Error| WasmError::Contract { message: format!("{e:#}") };
+        let contract = |version: &'static str| {
+            move |e: wasmtime::Error| WasmError::Contract { version: version.to_owned(), message: format!("{e:#}") }
+        };
         let pre = if packed {
-            BindingsPre::Packed(v0_2_0::ProjectorPre::new(pre).map_err(contract)?)
+            BindingsPre::Packed(v0_2_0::ProjectorPre::new(pre).map_err(contract("0.2.0"))?)
         } else {
-            BindingsPre::Records(v0_1_0::ProjectorPre::new(pre).map_err(contract)?)
+            BindingsPre::Records(v0_1_0::ProjectorPre::new(pre).map_err(contract("0.1.0"))?)
         };
         Ok(Projector { runtime: self.clone(), pre })
     }
@@ -273,8 +279,9 @@ impl Instance {
         projector.instantiate(&state.projection, &limits, state.rows)
     }
 
-    /// Calls the guest's `apply` with one batch. The outer error is the host's view (trap,
-    /// deadline); the inner one is the projection's own verdict on the batch.
+    /// Applies one batch in the guest: `apply-packed` for a component of contract 0.2.0,
+    /// `apply` for one of 0.1.0. The outer error is the host's view (trap, deadline, a result
+    /// over the limit or malformed); the inner one is the projection's own verdict on the batch.
     pub fn apply(&mut self, events: &[Event]) -> Result<Result<Vec<Op>, ProjectionError>, WasmError> {
         let (first, last) = (events.first().map_or(0, |e| e.global_position), events.last().map_or(0, |e| e.timestamp));
         self.store.data().environment.start_batch(first, last);
@@ -287,7 +294,12 @@ impl Instance {
                 packed::pack_events(events, &mut self.packed);
                 let projection = bindings.refract_projection_projection();
                 projection.call_apply_packed(&mut self.store, &self.packed).map(|result| match result {
-                    Ok(ops) => packed::unpack_ops(&ops).map(Ok).map_err(WasmError::Malformed),
+                    Ok(ops) => {
+                        packed::unpack_ops(&ops, self.limits.max_result_bytes).map(Ok).map_err(|error| match error {
+                            UnpackError::Malformed(malformed) => WasmError::Malformed(malformed),
+                            UnpackError::TooLarge(limit) => WasmError::ResultTooLarge(limit),
+                        })
+                    }
                     Err(refusal) => Ok(Err(refusal)),
                 })
             }
@@ -299,9 +311,12 @@ impl Instance {
     }
 }
 
-/// Whether `component` exports the projection interface of contract 0.2.0 (`apply-packed`).
+/// Whether `component` exports the projection interface of contract 0.2.x (`apply-packed`).
 fn exports_packed(engine: &Engine, component: &Component) -> bool {
-    component.component_type().exports(engine).any(|(name, _)| name == "refract:projection/projection@0.2.0")
+    component.component_type().exports(engine).any(|(name, _)| {
+        name.strip_prefix("refract:projection/projection@")
+            .is_some_and(|version| compatibility(version) == Some((0, 2)))
+    })
 }
 
 /// The contract versions this host speaks, as error messages name them: `@0.1.0 and @0.2.0`.
@@ -359,7 +374,7 @@ fn unlinked(engine: &Engine, component: &Component, error: wasmtime::Error) -> W
     let mut imports = ty.imports(engine).map(|(name, _)| name);
     match imports.find(|name| message.contains(&format!("`{name}`"))) {
         Some(import) => WasmError::UnknownImport { import: import.to_owned() },
-        None => WasmError::Contract { message },
+        None => WasmError::Contract { version: super::CONTRACT_VERSIONS.join(" or @"), message },
     }
 }
 

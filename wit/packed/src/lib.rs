@@ -52,8 +52,6 @@
 //! # Ok::<(), refract_packed::Malformed>(())
 //! ```
 
-use std::fmt;
-
 /// The fewest bytes an encoded event takes (three integers, five empty strings).
 pub const MIN_EVENT_BYTES: usize = 3 * 8 + 5 * 4;
 /// The fewest bytes an encoded operation takes (a kind, an empty string, an empty count).
@@ -136,6 +134,11 @@ pub struct EventRef<'a> {
 
 /// Appends to a buffer in the packed format. The caller writes the parts in the order the
 /// layout gives; counts first.
+///
+/// # Panics
+///
+/// Writing a count, string or byte field longer than `u32::MAX` panics: no buffer within a
+/// component's 32-bit memory can hold one.
 #[derive(Debug, Default)]
 pub struct Writer {
     bytes: Vec<u8>,
@@ -158,10 +161,6 @@ impl Writer {
     }
 
     /// A count (of events, operations, key columns, columns or parameters).
-    ///
-    /// # Panics
-    ///
-    /// When `count` exceeds `u32::MAX`, which no buffer within a component's memory can hold.
     pub fn count(&mut self, count: usize) {
         self.u32(count);
     }
@@ -243,7 +242,8 @@ impl Writer {
 }
 
 /// Why a buffer could not be read: where, and what was wrong there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at byte {offset}: {problem}")]
 pub struct Malformed {
     /// The offset of the part that could not be read.
     pub offset: usize,
@@ -252,37 +252,27 @@ pub struct Malformed {
 }
 
 /// What was wrong with a part of a buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     /// The buffer ends before the part does.
+    #[error("the buffer ends inside the {0}")]
     Truncated(&'static str),
     /// A count announces more items than the rest of the buffer can hold.
+    #[error("a count of {0} is more than the rest of the buffer can hold")]
     Count(u32),
     /// A tag or kind byte that means nothing here.
+    #[error("{1} is not a valid {0}")]
     Tag(&'static str, u8),
     /// A string that is not UTF-8.
+    #[error("a string is not valid UTF-8")]
     Utf8,
     /// Bytes after the last item the count announced.
+    #[error("{0} bytes follow the last item")]
     Trailing(usize),
 }
 
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at byte {}: ", self.offset)?;
-        match &self.problem {
-            Problem::Truncated(part) => write!(f, "the buffer ends inside a {part}"),
-            Problem::Count(count) => write!(f, "a count of {count} is more than the rest of the buffer can hold"),
-            Problem::Tag(part, tag) => write!(f, "{tag} is not a valid {part}"),
-            Problem::Utf8 => f.write_str("a string is not valid UTF-8"),
-            Problem::Trailing(bytes) => write!(f, "{bytes} bytes follow the last item"),
-        }
-    }
-}
-
-impl std::error::Error for Malformed {}
-
 /// Reads a buffer in the packed format, checking every length and tag against it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -478,6 +468,7 @@ mod tests {
         assert_eq!(malformed(&[10], value), Malformed { offset: 0, problem: Problem::Tag("value tag", 10) });
         assert_eq!(malformed(&[1, 2], value), Malformed { offset: 1, problem: Problem::Tag("boolean", 2) });
         assert_eq!(malformed(&[2, 1, 0], value), Malformed { offset: 1, problem: Problem::Truncated("int") });
+        assert_eq!(malformed(&[2, 1, 0], value).to_string(), "at byte 1: the buffer ends inside the int");
         assert_eq!(
             malformed(&[5, 3, 0, 0, 0, b'a'], value),
             Malformed { offset: 1, problem: Problem::Truncated("string") }
@@ -490,5 +481,57 @@ mod tests {
         assert_eq!(malformed(&huge, ops), Malformed { offset: 0, problem: Problem::Count(u32::MAX) });
         let kind = |reader: &mut Reader<'_>| reader.op_kind().map(drop);
         assert_eq!(malformed(&[3], kind).to_string(), "at byte 0: 3 is not a valid operation kind");
+    }
+
+    #[test]
+    fn values_and_events_have_the_documented_bytes() {
+        #[rustfmt::skip]
+        let values: [(ValueRef<'_>, &[u8]); 11] = [
+            (ValueRef::Null, &[0]),
+            (ValueRef::Boolean(false), &[1, 0]),
+            (ValueRef::Boolean(true), &[1, 1]),
+            (ValueRef::Int(-2), &[2, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (ValueRef::Numeric("1.5"), &[3, 3, 0, 0, 0, b'1', b'.', b'5']),
+            (ValueRef::Float(1.0), &[4, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]),
+            (ValueRef::Text("é"), &[5, 2, 0, 0, 0, 0xc3, 0xa9]),
+            (ValueRef::Json("[]"), &[6, 2, 0, 0, 0, b'[', b']']),
+            (ValueRef::Uuid("u"), &[7, 1, 0, 0, 0, b'u']),
+            (ValueRef::Timestamp(256), &[8, 0, 1, 0, 0, 0, 0, 0, 0]),
+            (ValueRef::Date(-1), &[9, 0xff, 0xff, 0xff, 0xff]),
+        ];
+        for (value, bytes) in values {
+            let mut writer = Writer::default();
+            writer.value(value);
+            assert_eq!(writer.as_bytes(), bytes, "{value:?}");
+            let mut reader = Reader::new(bytes);
+            assert_eq!(reader.value(), Ok(value));
+            reader.finish().unwrap();
+        }
+
+        let event = EventRef {
+            global_position: 1,
+            stream_id: "s",
+            stream_version: 2,
+            event_id: "i",
+            event_type: "t",
+            data: b"{}",
+            metadata: b"",
+            timestamp: 3,
+        };
+        let mut writer = Writer::default();
+        writer.event(&event);
+        #[rustfmt::skip]
+        let expected = [
+            1, 0, 0, 0, 0, 0, 0, 0, // global-position
+            2, 0, 0, 0, 0, 0, 0, 0, // stream-version
+            3, 0, 0, 0, 0, 0, 0, 0, // timestamp
+            1, 0, 0, 0, b's', // stream-id
+            1, 0, 0, 0, b'i', // event-id
+            1, 0, 0, 0, b't', // event-type
+            2, 0, 0, 0, b'{', b'}', // data
+            0, 0, 0, 0, // metadata
+        ];
+        assert_eq!(writer.as_bytes(), expected);
+        assert_eq!(Reader::new(&expected).event(), Ok(event));
     }
 }
