@@ -293,13 +293,9 @@ impl Instance {
             Bindings::Packed(bindings) => {
                 packed::pack_events(events, &mut self.packed);
                 let projection = bindings.refract_projection_projection();
+                let budget = self.limits.max_result_bytes;
                 projection.call_apply_packed(&mut self.store, &self.packed).map(|result| match result {
-                    Ok(ops) => {
-                        packed::unpack_ops(&ops, self.limits.max_result_bytes).map(Ok).map_err(|error| match error {
-                            UnpackError::Malformed(malformed) => WasmError::Malformed(malformed),
-                            UnpackError::TooLarge(limit) => WasmError::ResultTooLarge(limit),
-                        })
-                    }
+                    Ok(ops) => packed::unpack_ops(&ops, budget).map(Ok).map_err(WasmError::from),
                     Err(refusal) => Ok(Err(refusal)),
                 })
             }
@@ -322,6 +318,15 @@ fn exports_packed(engine: &Engine, component: &Component) -> bool {
 /// The contract versions this host speaks, as error messages name them: `@0.1.0 and @0.2.0`.
 fn spoken() -> String {
     super::CONTRACT_VERSIONS.map(|version| format!("@{version}")).join(" and ")
+}
+
+impl From<UnpackError> for WasmError {
+    fn from(error: UnpackError) -> Self {
+        match error {
+            UnpackError::Malformed(malformed) => WasmError::Malformed(malformed),
+            UnpackError::TooLarge(limit) => WasmError::ResultTooLarge(limit),
+        }
+    }
 }
 
 fn deadline_ticks(deadline: Duration) -> u64 {
