@@ -118,20 +118,12 @@ impl Scenario {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_projection_that_loops_forever_is_interrupted_at_its_deadline() -> anyhow::Result<()> {
-    let run = Scenario::run(artifacts::HOSTILE_LOOP, Some("deadline_ms = 2000\n"), 11).await?;
-    let error = run.failure().await?;
-    assert!(error.contains("deadline of 2s"), "{error}");
-    assert_eq!(run.rows("hits").await?, 0);
-    Ok(())
+    refused_operation(artifacts::HOSTILE_LOOP, Some("deadline_ms = 2000\n"), 11, &["deadline of 2s"]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_memory_bomb_traps_at_its_memory_limit() -> anyhow::Result<()> {
-    let run = Scenario::run(artifacts::HOSTILE_MEMORY, Some("max_memory_mib = 64\n"), 12).await?;
-    let error = run.failure().await?;
-    assert!(error.contains("trapped"), "{error}");
-    assert_eq!(run.rows("hits").await?, 0);
-    Ok(())
+    refused_operation(artifacts::HOSTILE_MEMORY, Some("max_memory_mib = 64\n"), 12, &["trapped"]).await
 }
 
 /// The event `trap1000` traps on: the 1000th of the log, at global position 1000.
@@ -239,10 +231,10 @@ async fn retry_refuses_a_projection_that_is_not_failed() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a fixture that returns a malformed operation: it fails with an error containing each of
-/// `expected`, and writes nothing to its table.
-async fn refused_operation(component: &str, seed: u32, expected: &[&str]) -> anyhow::Result<()> {
-    let run = Scenario::run(component, None, seed).await?;
+/// Runs a fixture (with `sidecar` as its settings) that misbehaves in a batch: it fails with an
+/// error containing each of `expected`, and writes nothing to its table.
+async fn refused_operation(component: &str, sidecar: Option<&str>, seed: u32, expected: &[&str]) -> anyhow::Result<()> {
+    let run = Scenario::run(component, sidecar, seed).await?;
     let error = run.failure().await?;
     assert!(expected.iter().all(|e| error.contains(e)), "{error}");
     assert_eq!(run.rows("hits").await?, 0);
@@ -252,17 +244,18 @@ async fn refused_operation(component: &str, seed: u32, expected: &[&str]) -> any
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_of_the_wrong_type_fails_the_projection() -> anyhow::Result<()> {
     let expected = "operation 0: column \"count\" of table \"hits\" is bigint, but the value is text \"x\"";
-    refused_operation(artifacts::HOSTILE_BAD_VALUE, 15, &[expected]).await
+    refused_operation(artifacts::HOSTILE_BAD_VALUE, None, 15, &[expected]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_to_an_unknown_table_fails_the_projection() -> anyhow::Result<()> {
-    refused_operation(artifacts::HOSTILE_UNKNOWN_TABLE, 16, &["\"elsewhere\" is not a table of this projection"]).await
+    refused_operation(artifacts::HOSTILE_UNKNOWN_TABLE, None, 16, &["\"elsewhere\" is not a table of this projection"])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_without_a_key_fails_the_projection() -> anyhow::Result<()> {
-    refused_operation(artifacts::HOSTILE_NO_KEY, 17, &["key", "empty"]).await
+    refused_operation(artifacts::HOSTILE_NO_KEY, None, 17, &["key", "empty"]).await
 }
 
 /// Runs an escape fixture and returns its failure, which must refuse the statement.
@@ -453,38 +446,24 @@ async fn entropy_rebuild(source: &Client) -> anyhow::Result<Vec<(i64, i64, i64, 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_million_operations_for_one_event_fail_the_projection_at_its_result_limit() -> anyhow::Result<()> {
-    let run = Scenario::run(artifacts::HOSTILE_FLOOD, Some("max_result_mib = 16\n"), 24).await?;
-    let error = run.failure().await?;
     // Refused while the result is copied out of the guest, before any of it reaches the
     // database; the message names the limit and the setting.
-    assert!(error.contains("more than 16 MiB") && error.contains("setting max_result_mib"), "{error}");
-    assert_eq!(run.rows("hits").await?, 0);
-    Ok(())
+    let expected = ["more than 16 MiB", "setting max_result_mib"];
+    refused_operation(artifacts::HOSTILE_FLOOD, Some("max_result_mib = 16\n"), 24, &expected).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_packed_result_fails_the_projection_and_writes_nothing() -> anyhow::Result<()> {
-    let run = Scenario::run(artifacts::HOSTILE_MALFORMED_PACKED, None, 30).await?;
-    let error = run.failure().await?;
-    assert!(
-        error.contains(
-            "the projection returned a malformed operations buffer: at byte 61: 9 is not a valid operation kind"
-        ),
-        "{error}"
-    );
-    // Not even the valid upsert before the malformed operation.
-    assert_eq!(run.rows("hits").await?, 0);
-    Ok(())
+    // Nothing is written, not even the valid upsert before the malformed operation.
+    let expected = "the projection returned a malformed operations buffer: at byte 61: 9 is not a valid operation kind";
+    refused_operation(artifacts::HOSTILE_MALFORMED_PACKED, None, 30, &[expected]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn packed_operations_over_the_result_limit_in_host_memory_fail_the_projection() -> anyhow::Result<()> {
     // 4 MiB packed, within the limit as bytes; 4M parameters are far more once read back.
-    let run = Scenario::run(artifacts::HOSTILE_FLOOD_PACKED, Some("max_result_mib = 16\n"), 31).await?;
-    let error = run.failure().await?;
-    assert!(error.contains("more than 16 MiB") && error.contains("setting max_result_mib"), "{error}");
-    assert_eq!(run.rows("hits").await?, 0);
-    Ok(())
+    let expected = ["more than 16 MiB", "setting max_result_mib"];
+    refused_operation(artifacts::HOSTILE_FLOOD_PACKED, Some("max_result_mib = 16\n"), 31, &expected).await
 }
 
 /// A guest that goes on after a read of its rows failed: when the failure was the engine's
