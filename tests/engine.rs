@@ -71,8 +71,9 @@ async fn projects_the_order_domain_exactly_then_follows_new_events() -> anyhow::
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let db = TestDb::migrated().await?;
-    // ~110k events: long enough a catch-up to be killed in the middle of many times.
-    generate(&db, 13_000, 7)?;
+    // ~255k events: long enough a catch-up to be killed in the middle of many times (110k were
+    // too few once the guests took their batches packed: caught up after two kills).
+    generate(&db, 30_000, 7)?;
     let dir = projections_dir(&[ORDER_SUMMARY, REVENUE_BY_DAY])?;
     std::fs::write(dir.path().join("order_summary.toml"), "batch_size = 700\n")?;
     std::fs::write(dir.path().join("revenue_by_day.toml"), "batch_size = 1300\n")?;
@@ -82,7 +83,7 @@ async fn sigkill_at_any_instant_loses_and_duplicates_nothing() -> anyhow::Result
     let mut kills = 0;
     while kills < 8 {
         let mut engine = EngineProcess::start(BIN, db.url(), dir.path(), &log, &[])?;
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1000))).await;
         if remaining(&client, BOTH[0]).await? == 0 && remaining(&client, BOTH[1]).await? == 0 {
             break;
         }
